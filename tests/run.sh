@@ -1,0 +1,46 @@
+#!/bin/sh
+# run.sh BUILD_DIR - every test: cmocka units, then end-to-end suites against the real
+# binaries and real servers. Each suite speaks TAP; the last line counts the results.
+set -u
+B=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+log=$(mktemp -d /tmp/meccd-tests.XXXXXX)
+pass=0 fail=0
+
+count() { # file
+        p=$(grep -c '^ok ' "$1") || true
+        f=$(grep -c '^not ok ' "$1") || true
+        pass=$((pass + p)); fail=$((fail + f))
+}
+
+for t in "$top/$B"/tests/test-*; do
+        [ -x "$t" ] || continue
+        name=${t##*/}
+        CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$log/$name.tap" 2>&1
+        rc=$?
+        sed "s/^/[$name] /" "$log/$name.tap" | grep -E '^\[[^]]*\] (ok|not ok|#)' || true
+        if [ $rc -ne 0 ] && ! grep -q '^not ok ' "$log/$name.tap"; then
+                echo "not ok - $name exited $rc" >>"$log/$name.tap"
+                echo "[$name] not ok - exited $rc"
+                tail -20 "$log/$name.tap"
+        fi
+        count "$log/$name.tap"
+done
+
+for t in "$top"/tests/e2e/test_*.py; do
+        [ -f "$t" ] || continue
+        name=$(basename "$t" .py)
+        MECCD_BUILD="$top/$B" /usr/bin/python3 "$top/tests/e2e/harness.py" "$t" >"$log/$name.tap" 2>&1
+        rc=$?
+        sed "s/^/[$name] /" "$log/$name.tap" | grep -E '^\[[^]]*\] (ok|not ok)' || true
+        grep -q '^not ok ' "$log/$name.tap" && grep -A40 '^not ok ' "$log/$name.tap" | head -80
+        if [ $rc -ne 0 ] && ! grep -q '^not ok ' "$log/$name.tap"; then
+                echo "not ok - $name exited $rc" >>"$log/$name.tap"
+                echo "[$name] not ok - exited $rc"; tail -30 "$log/$name.tap"
+        fi
+        count "$log/$name.tap"
+done
+
+echo "logs in $log"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
