@@ -1,0 +1,297 @@
+/* csv.c - RFC 4180 reading (what spreadsheets write) and writing. Pure. */
+#include "csv.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+        const char *p, *end;
+        unsigned line;         /* line of p */
+        const char *reason;    /* why the row was refused */
+        bool name_field;       /* the reason is about one field: say which */
+        size_t field;          /* 1-based field being read */
+} cursor_t;
+
+typedef struct {
+        char *data;
+        size_t len, cap;
+} buf_t;
+
+static int buf_putc(buf_t *b, char c) {
+        if (b->len + 2 > b->cap) {
+                size_t cap = b->cap ? b->cap * 2 : 64;
+                char *d = realloc(b->data, cap);
+
+                if (!d)
+                        return -ENOMEM;
+                b->data = d;
+                b->cap = cap;
+        }
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return 0;
+}
+
+static int grow(void **array, size_t *cap, size_t need, size_t size) {
+        size_t n = *cap ? *cap : 8;
+        void *a;
+
+        if (need <= *cap)
+                return 0;
+        while (n < need)
+                n *= 2;
+        a = reallocarray(*array, n, size);
+        if (!a)
+                return -ENOMEM;
+        *array = a;
+        *cap = n;
+        return 0;
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n) {
+        size_t i = 0;
+
+        while (i < n) {
+                unsigned char c = s[i];
+                unsigned cp, k;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        k = 1, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        k = 2, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        k = 3, cp = c & 0x07;
+                else
+                        return false;
+                if (n - i <= k)
+                        return false;
+                for (unsigned j = 1; j <= k; j++) {
+                        if ((s[i + j] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (s[i + j] & 0x3f);
+                }
+                if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += k + 1;
+        }
+        return true;
+}
+
+static bool at_eol(const cursor_t *c) {
+        return c->p < c->end && (*c->p == '\n' || *c->p == '\r');
+}
+
+/* Consume one line end: LF, CRLF, or the lone CR that old Mac spreadsheets write. */
+static void skip_eol(cursor_t *c) {
+        if (*c->p == '\r' && c->p + 1 < c->end && c->p[1] == '\n')
+                c->p++;
+        c->p++;
+        c->line++;
+}
+
+static int fail(cursor_t *c, const char *reason) {
+        c->reason = reason;
+        return -EINVAL;
+}
+
+static int fail_field(cursor_t *c, const char *reason) {
+        c->name_field = true;
+        return fail(c, reason);
+}
+
+static int read_quoted(cursor_t *c, buf_t *b) {
+        int r;
+
+        for (c->p++;; c->p++) {
+                if (c->p == c->end)
+                        return fail(c, "unterminated quoted field");
+                if (*c->p == '"') {
+                        if (c->p + 1 == c->end || c->p[1] != '"')
+                                break;
+                        c->p++;
+                } else if (*c->p == '\n' ||
+                           (*c->p == '\r' && (c->p + 1 == c->end || c->p[1] != '\n')))
+                        c->line++;
+                r = buf_putc(b, *c->p);
+                if (r < 0)
+                        return r;
+        }
+        c->p++;
+        if (c->p < c->end && *c->p != ',' && !at_eol(c))
+                return fail(c, "text after closing quote");
+        return 0;
+}
+
+static int read_unquoted(cursor_t *c, buf_t *b) {
+        int r;
+
+        for (; c->p < c->end && *c->p != ',' && !at_eol(c); c->p++) {
+                if (*c->p == '"')
+                        return fail(c, "stray quote in unquoted field");
+                r = buf_putc(b, *c->p);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int read_field(cursor_t *c, char **ret) {
+        buf_t b = {};
+        int r;
+
+        r = buf_putc(&b, '\0'); /* an empty field is "", not NULL */
+        if (r < 0)
+                goto out;
+        b.len = 0;
+        r = c->p < c->end && *c->p == '"' ? read_quoted(c, &b) : read_unquoted(c, &b);
+        if (r < 0)
+                goto out;
+        if (memchr(b.data, '\0', b.len)) {
+                r = fail_field(c, "NUL byte in field");
+                goto out;
+        }
+        if (!utf8_valid((const unsigned char *) b.data, b.len)) {
+                r = fail_field(c, "invalid UTF-8 in field");
+                goto out;
+        }
+        *ret = b.data;
+        return 0;
+out:
+        free(b.data);
+        return r;
+}
+
+static void row_done(csv_row_t *row) {
+        for (size_t i = 0; i < row->n_fields; i++)
+                free(row->fields[i]);
+        free(row->fields);
+        row->fields = NULL;
+        row->n_fields = 0;
+}
+
+static int read_row(cursor_t *c, csv_row_t *ret) {
+        csv_row_t row = { .line = c->line };
+        size_t cap = 0;
+        int r;
+
+        for (;;) {
+                r = grow((void **) &row.fields, &cap, row.n_fields + 1, sizeof(char *));
+                if (r < 0)
+                        goto out;
+                c->field = row.n_fields + 1;
+                r = read_field(c, &row.fields[row.n_fields]);
+                if (r < 0)
+                        goto out;
+                row.n_fields++;
+                if (c->p == c->end)
+                        break;
+                if (at_eol(c)) {
+                        skip_eol(c);
+                        break;
+                }
+                c->p++; /* the comma */
+        }
+        *ret = row;
+        return 0;
+out:
+        row_done(&row);
+        return r;
+}
+
+static int set_error(char **ret_err, unsigned line, const cursor_t *c) {
+        int r;
+
+        if (!ret_err)
+                return -EINVAL;
+        if (c->name_field)
+                r = asprintf(ret_err, "line %u: %s %zu", line, c->reason, c->field);
+        else
+                r = asprintf(ret_err, "line %u: %s", line, c->reason);
+        return r < 0 ? -ENOMEM : -EINVAL;
+}
+
+int csv_parse(const char *buf, size_t size, csv_table_t **ret, char **ret_err) {
+        cursor_t c = { .p = buf, .end = buf + size, .line = 1 };
+        csv_table_t *t;
+        size_t cap = 0;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        if (size >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+                c.p += 3;
+
+        while (c.p < c.end) {
+                unsigned line = c.line;
+
+                if (at_eol(&c)) { /* blank line */
+                        skip_eol(&c);
+                        continue;
+                }
+                r = grow((void **) &t->rows, &cap, t->n_rows + 1, sizeof(csv_row_t));
+                if (r < 0)
+                        goto out;
+                r = read_row(&c, &t->rows[t->n_rows]);
+                if (r == -EINVAL)
+                        r = set_error(ret_err, line, &c);
+                if (r < 0)
+                        goto out;
+                t->n_rows++;
+        }
+        *ret = t;
+        return 0;
+out:
+        csv_table_free(t);
+        return r;
+}
+
+csv_table_t *csv_table_free(csv_table_t *t) {
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < t->n_rows; i++)
+                row_done(&t->rows[i]);
+        free(t->rows);
+        free(t);
+        return NULL;
+}
+
+void csv_write_field(FILE *f, const char *value) {
+        const char *v = value ? value : "";
+        bool formula = v[0] != '\0' && strchr("=+-@\t\r", v[0]);
+        bool quote = strpbrk(v, ",\"\r\n") != NULL;
+
+        if (quote)
+                fputc('"', f);
+        if (formula)
+                fputc('\'', f);
+        for (; *v; v++) {
+                if (*v == '"')
+                        fputc('"', f);
+                fputc(*v, f);
+        }
+        if (quote)
+                fputc('"', f);
+}
+
+void csv_write_row(FILE *f, const char *const *fields, size_t n) {
+        /* a lone empty field would be a blank line, which readers skip */
+        if (n == 1 && (!fields[0] || fields[0][0] == '\0'))
+                fputs("\"\"", f);
+        else
+                for (size_t i = 0; i < n; i++) {
+                        if (i > 0)
+                                fputc(',', f);
+                        csv_write_field(f, fields[i]);
+                }
+        fputs("\r\n", f);
+}
