@@ -1,0 +1,412 @@
+/* config.c - the schema of meccd.conf, its validation and conversion to config_t. */
+#include <confuse.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "config.h"
+
+#define STR(x) ((x) ? strdup(x) : NULL)
+
+/* The first error wins: later messages are usually consequences of it. libconfuse
+ * has no user pointer for its error callback, and parsing is never concurrent. */
+typedef struct {
+        char *err;
+} errsink_t;
+static errsink_t *current_sink;
+
+static void on_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+        errsink_t *sink = current_sink;
+        char *msg = NULL;
+
+        if (!sink || sink->err)
+                return;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                return;
+        if (cfg && cfg->filename && cfg->line > 0) {
+                if (asprintf(&sink->err, "%s:%d: %s", cfg->filename, cfg->line, msg) < 0)
+                        sink->err = NULL;
+        } else if (cfg && cfg->filename) {
+                if (asprintf(&sink->err, "%s: %s", cfg->filename, msg) < 0)
+                        sink->err = NULL;
+        } else {
+                sink->err = msg;
+                msg = NULL;
+        }
+        free(msg);
+}
+
+static const char *opt_path(cfg_t *cfg, cfg_opt_t *opt, char *buf, size_t n)
+{
+        /* libconfuse names the section cfg after the section: "smtp", "reminders" */
+        if (cfg && cfg->name && strcmp(cfg->name, "root") != 0)
+                snprintf(buf, n, "%s.%s", cfg->name, opt->name);
+        else
+                snprintf(buf, n, "%s", opt->name);
+        return buf;
+}
+
+#define BAD(cfg, opt, ...) do { \
+                char _n[64], *_m = NULL; \
+                if (asprintf(&_m, __VA_ARGS__) >= 0) { \
+                        cfg_error(cfg, "option %s: %s", opt_path(cfg, opt, _n, sizeof(_n)), _m); \
+                        free(_m); \
+                } \
+                return -1; \
+        } while (0)
+
+static int valid_duration(cfg_t *cfg, cfg_opt_t *opt)
+{
+        for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+                const char *v = cfg_opt_getnstr(opt, i);
+                duration_t d;
+
+                if (clock_parse_duration(v, &d) < 0)
+                        BAD(cfg, opt, "\"%s\" is not a duration (like \"7d\", \"48h\", \"30m\", \"90s\", \"1d12h\")", v);
+        }
+        return 0;
+}
+
+static int valid_optional_duration(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+
+        if (!v || !*v)
+                return 0;
+        return valid_duration(cfg, opt);
+}
+
+static int valid_positive(cfg_t *cfg, cfg_opt_t *opt)
+{
+        long v = cfg_opt_getnint(opt, 0);
+
+        if (v <= 0 || v > 1000000)
+                BAD(cfg, opt, "%ld must be a positive number", v);
+        return 0;
+}
+
+static int valid_timezone(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+
+        if (clock_set_zone(v) < 0)
+                BAD(cfg, opt, "unknown time zone \"%s\" (see /usr/share/zoneinfo)", v ? v : "");
+        return 0;
+}
+
+static bool url_ok(const char *v, bool allow_empty)
+{
+        if (!v || !*v)
+                return allow_empty;
+        for (const char *p = v; *p; p++)
+                if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                        return false;
+        return strncmp(v, "https://", 8) == 0 || strncmp(v, "http://", 7) == 0;
+}
+
+static int valid_url(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+
+        if (!url_ok(v, true))
+                BAD(cfg, opt, "\"%s\" is not an http(s) URL", v);
+        return 0;
+}
+
+static int valid_smtp_url(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+
+        if (!v || (strncmp(v, "smtp://", 7) != 0 && strncmp(v, "smtps://", 8) != 0) ||
+            strlen(v) < 9 || strpbrk(v, " \t\r\n"))
+                BAD(cfg, opt, "\"%s\" must be smtp://HOST[:PORT] or smtps://HOST[:PORT]", v ? v : "");
+        return 0;
+}
+
+static int valid_tls(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+
+        if (!v || (strcmp(v, "required") != 0 && strcmp(v, "none") != 0))
+                BAD(cfg, opt, "\"%s\" must be \"required\" or \"none\"", v ? v : "");
+        return 0;
+}
+
+static int valid_address(cfg_t *cfg, cfg_opt_t *opt)
+{
+        for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+                const char *v = cfg_opt_getnstr(opt, i);
+
+                if (v && *v && !addr_valid(v))
+                        BAD(cfg, opt, "\"%s\" is not a valid email address", v);
+        }
+        return 0;
+}
+
+static int valid_mailbox(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+        char *d = NULL, *a = NULL;
+
+        if (!v || !*v) {
+                if (strcmp(opt->name, "from") == 0)
+                        BAD(cfg, opt, "must not be empty");
+                return 0;
+        }
+        if (addr_parse_mailbox(v, &d, &a) < 0)
+                BAD(cfg, opt, "\"%s\" is not an address like \"Name <someone@example.org>\"", v);
+        free(d);
+        free(a);
+        return 0;
+}
+
+static int valid_cancel_url(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+
+        if (!url_ok(v, true))
+                BAD(cfg, opt, "\"%s\" is not an http(s) URL", v);
+        if (v && *v && !strstr(v, "{{token}}"))
+                BAD(cfg, opt, "\"%s\" must contain {{token}}", v);
+        return 0;
+}
+
+static int valid_nonempty(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+
+        if (!v || !*v)
+                BAD(cfg, opt, "must not be empty");
+        return 0;
+}
+
+static cfg_opt_t reminder_opts[] = {
+        CFG_STR_LIST("elearning", "{\"10d\", \"3d\"}", CFGF_NONE),
+        CFG_STR("joining_link", "2d", CFGF_NONE),
+        CFG_STR("follow_up", "1d", CFGF_NONE),
+        CFG_END()
+};
+
+static cfg_opt_t smtp_opts[] = {
+        CFG_STR("url", "smtp://localhost:25", CFGF_NONE),
+        CFG_STR("tls", "required", CFGF_NONE),
+        CFG_STR("username", "", CFGF_NONE),
+        CFG_STR("password_file", "", CFGF_NONE),
+        CFG_STR("from", "MECC Training <mecc@example.org>", CFGF_NONE),
+        CFG_STR("reply_to", "", CFGF_NONE),
+        CFG_STR("ca_file", "", CFGF_NONE),
+        CFG_INT("connections", 2, CFGF_NONE),
+        CFG_INT("timeout", 30, CFGF_NONE),
+        CFG_INT("max_per_minute", 120, CFGF_NONE),
+        CFG_STR("give_up_after", "3d", CFGF_NONE),
+        CFG_END()
+};
+
+static cfg_opt_t opts[] = {
+        CFG_STR("timezone", "Europe/London", CFGF_NONE),
+        CFG_STR("database", LOCALSTATEDIR "/lib/meccd/meccd.db", CFGF_NONE),
+        CFG_STR("templates", SYSCONFDIR "/meccd/templates", CFGF_NONE),
+        CFG_INT("scan_interval", 60, CFGF_NONE),
+        CFG_STR("booking_cutoff", "7d", CFGF_NONE),
+        CFG_BOOL("require_elearning", cfg_false, CFGF_NONE),
+        CFG_STR("organisation", "Oxfordshire MECC Training", CFGF_NONE),
+        CFG_STR("elearning_url", "", CFGF_NONE),
+        CFG_STR("signpost_url", "https://livewell.oxfordshire.gov.uk/", CFGF_NONE),
+        CFG_STR("feedback_url", "", CFGF_NONE),
+        CFG_STR("cancel_url", "", CFGF_NONE),
+        CFG_STR_LIST("roster_to", "{\"mecc-team@example.org\"}", CFGF_NONE),
+        CFG_STR("retention", "180d", CFGF_NONE),
+        CFG_SEC("reminders", reminder_opts, CFGF_NONE),
+        CFG_SEC("smtp", smtp_opts, CFGF_NONE),
+        CFG_END()
+};
+
+static void set_validators(cfg_t *cfg)
+{
+        static const struct {
+                const char *name;
+                cfg_validate_callback_t fn;
+        } v[] = {
+                { "timezone", valid_timezone },
+                { "database", valid_nonempty },
+                { "templates", valid_nonempty },
+                { "scan_interval", valid_positive },
+                { "booking_cutoff", valid_duration },
+                { "elearning_url", valid_url },
+                { "signpost_url", valid_url },
+                { "feedback_url", valid_url },
+                { "cancel_url", valid_cancel_url },
+                { "organisation", valid_nonempty },
+                { "roster_to", valid_address },
+                { "retention", valid_duration },
+                { "reminders|elearning", valid_duration },
+                { "reminders|joining_link", valid_duration },
+                { "reminders|follow_up", valid_optional_duration },
+                { "smtp|url", valid_smtp_url },
+                { "smtp|tls", valid_tls },
+                { "smtp|from", valid_mailbox },
+                { "smtp|reply_to", valid_mailbox },
+                { "smtp|connections", valid_positive },
+                { "smtp|timeout", valid_positive },
+                { "smtp|max_per_minute", valid_positive },
+                { "smtp|give_up_after", valid_duration },
+        };
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+                cfg_set_validate_func(cfg, v[i].name, v[i].fn);
+}
+
+static int cmp_duration_desc(const void *a, const void *b)
+{
+        int64_t x = duration_approx_secs(a), y = duration_approx_secs(b);
+
+        return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int convert(cfg_t *cfg, config_t *c)
+{
+        cfg_t *r = cfg_getsec(cfg, "reminders"), *s = cfg_getsec(cfg, "smtp");
+        const char *fu = cfg_getstr(r, "follow_up");
+        char *display = NULL;
+
+        c->timezone = STR(cfg_getstr(cfg, "timezone"));
+        c->database = STR(cfg_getstr(cfg, "database"));
+        c->templates = STR(cfg_getstr(cfg, "templates"));
+        c->scan_interval = cfg_getint(cfg, "scan_interval");
+        (void) clock_parse_duration(cfg_getstr(cfg, "booking_cutoff"), &c->booking_cutoff);
+        c->require_elearning = cfg_getbool(cfg, "require_elearning");
+        c->organisation = STR(cfg_getstr(cfg, "organisation"));
+        c->elearning_url = STR(cfg_getstr(cfg, "elearning_url"));
+        c->signpost_url = STR(cfg_getstr(cfg, "signpost_url"));
+        c->feedback_url = STR(cfg_getstr(cfg, "feedback_url"));
+        c->cancel_url = STR(cfg_getstr(cfg, "cancel_url"));
+        (void) clock_parse_duration(cfg_getstr(cfg, "retention"), &c->retention);
+
+        c->n_roster_to = cfg_size(cfg, "roster_to");
+        c->roster_to = calloc(c->n_roster_to + 1, sizeof(char *));
+        if (!c->roster_to)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_roster_to; i++)
+                c->roster_to[i] = STR(cfg_getnstr(cfg, "roster_to", i));
+
+        c->n_reminders_elearning = cfg_size(r, "elearning");
+        c->reminders_elearning = calloc(c->n_reminders_elearning + 1, sizeof(duration_t));
+        if (!c->reminders_elearning)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_reminders_elearning; i++)
+                (void) clock_parse_duration(cfg_getnstr(r, "elearning", i), &c->reminders_elearning[i]);
+        qsort(c->reminders_elearning, c->n_reminders_elearning, sizeof(duration_t), cmp_duration_desc);
+        (void) clock_parse_duration(cfg_getstr(r, "joining_link"), &c->reminder_joining_link);
+        c->follow_up_enabled = fu && *fu;
+        if (c->follow_up_enabled)
+                (void) clock_parse_duration(fu, &c->reminder_follow_up);
+
+        c->smtp.url = STR(cfg_getstr(s, "url"));
+        c->smtp.tls_required = strcmp(cfg_getstr(s, "tls"), "required") == 0;
+        c->smtp.username = STR(cfg_getstr(s, "username"));
+        c->smtp.password_file = STR(cfg_getstr(s, "password_file"));
+        c->smtp.from = STR(cfg_getstr(s, "from"));
+        c->smtp.reply_to = STR(cfg_getstr(s, "reply_to"));
+        c->smtp.ca_file = STR(cfg_getstr(s, "ca_file"));
+        c->smtp.connections = cfg_getint(s, "connections");
+        c->smtp.timeout = cfg_getint(s, "timeout");
+        c->smtp.max_per_minute = cfg_getint(s, "max_per_minute");
+        (void) clock_parse_duration(cfg_getstr(s, "give_up_after"), &c->smtp.give_up_after);
+        if (addr_parse_mailbox(c->smtp.from, &display, &c->smtp.from_addr) < 0)
+                return -EINVAL;
+        free(display);
+        return 0;
+}
+
+int config_load(const char *path, config_t **ret, char **ret_err)
+{
+        errsink_t sink = { NULL };
+        config_t *c = NULL;
+        cfg_t *cfg;
+        int r;
+
+        cfg = cfg_init(opts, CFGF_NONE);
+        if (!cfg)
+                return -ENOMEM;
+        current_sink = &sink;
+        cfg_set_error_function(cfg, on_error);
+        set_validators(cfg);
+
+        r = cfg_parse(cfg, path);
+        if (r == CFG_FILE_ERROR) {
+                r = -errno ? -errno : -ENOENT;
+                if (asprintf(ret_err, "%s: cannot read: %s", path, strerror(-r)) < 0)
+                        *ret_err = NULL;
+                goto out;
+        }
+        if (r != CFG_SUCCESS) {
+                r = -EINVAL;
+                *ret_err = sink.err ? sink.err : strdup("invalid configuration");
+                sink.err = NULL;
+                goto out;
+        }
+        /* The zone is applied even when timezone is left at its default. */
+        if (clock_set_zone(cfg_getstr(cfg, "timezone")) < 0) {
+                r = -EINVAL;
+                if (asprintf(ret_err, "%s: option timezone: unknown time zone \"%s\"", path,
+                             cfg_getstr(cfg, "timezone")) < 0)
+                        *ret_err = NULL;
+                goto out;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                r = -ENOMEM;
+                goto out;
+        }
+        c->path = strdup(path);
+        r = convert(cfg, c);
+        if (r < 0) {
+                if (asprintf(ret_err, "%s: invalid configuration", path) < 0)
+                        *ret_err = NULL;
+                goto out;
+        }
+        *ret = c;
+        c = NULL;
+out:
+        current_sink = NULL;
+        free(sink.err);
+        config_free(c);
+        cfg_free(cfg);
+        return r;
+}
+
+config_t *config_free(config_t *c)
+{
+        if (!c)
+                return NULL;
+        free(c->path);
+        free(c->timezone);
+        free(c->database);
+        free(c->templates);
+        free(c->organisation);
+        free(c->elearning_url);
+        free(c->signpost_url);
+        free(c->feedback_url);
+        free(c->cancel_url);
+        for (size_t i = 0; c->roster_to && i < c->n_roster_to; i++)
+                free(c->roster_to[i]);
+        free(c->roster_to);
+        free(c->reminders_elearning);
+        free(c->smtp.url);
+        free(c->smtp.username);
+        free(c->smtp.password_file);
+        free(c->smtp.from);
+        free(c->smtp.from_addr);
+        free(c->smtp.reply_to);
+        free(c->smtp.ca_file);
+        free(c);
+        return NULL;
+}
+
+const duration_t *config_last_reminder(const config_t *c)
+{
+        return c->n_reminders_elearning ? &c->reminders_elearning[c->n_reminders_elearning - 1] : NULL;
+}

@@ -1,0 +1,56 @@
+/* config.h - meccd.conf (libconfuse), validated into a plain struct. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/meccd/meccd.conf"
+
+typedef struct {
+        char *url;
+        bool tls_required;      /* tls = "required" (default) or "none" */
+        char *username;
+        char *password_file;
+        char *from;             /* "Display <addr>" as written */
+        char *from_addr;        /* the bare address of from */
+        char *reply_to;
+        char *ca_file;
+        long connections;
+        long timeout;           /* seconds */
+        long max_per_minute;
+        duration_t give_up_after;
+} smtp_config_t;
+
+typedef struct {
+        char *path;
+        char *timezone;
+        char *database;
+        char *templates;
+        long scan_interval;
+        duration_t booking_cutoff;
+        bool require_elearning;
+        char *organisation;
+        char *elearning_url;
+        char *signpost_url;
+        char *feedback_url;
+        char *cancel_url;
+        char **roster_to;
+        size_t n_roster_to;
+        duration_t retention;
+        duration_t *reminders_elearning; /* sorted, largest offset first */
+        size_t n_reminders_elearning;
+        duration_t reminder_joining_link;
+        bool follow_up_enabled;
+        duration_t reminder_follow_up;
+        smtp_config_t smtp;
+} config_t;
+
+/* Parse and validate path. On error returns -EINVAL (or -errno for an unreadable file)
+ * and sets *ret_err to "FILE:LINE: option NAME: reason" (caller frees). */
+int config_load(const char *path, config_t **ret, char **ret_err);
+config_t *config_free(config_t *c);
+
+/* The latest offset of the e-learning reminders (the one closest to the start), or NULL. */
+const duration_t *config_last_reminder(const config_t *c);

@@ -1,0 +1,66 @@
+/* db.h - the SQLite state: schema and migrations, prepared statements, rows as structs. */
+#pragma once
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct db db_t;
+
+/* Open (creating and migrating the schema) the database at path. Errors: -EBUSY when
+ * locked past the busy timeout, -EIO for a corrupt or unreadable file, -EROFS, -ENOMEM.
+ * *ret_err gets a sentence naming the file and the cause (caller frees). */
+int db_open(const char *path, db_t **ret, char **ret_err);
+db_t *db_close(db_t *db);
+/* A private in-memory copy of src, for dry runs that must not write the real state. */
+int db_open_copy(db_t *src, db_t **ret);
+sqlite3 *db_handle(db_t *db);
+const char *db_errmsg(db_t *db);
+
+/* A statement prepared once per connection and cached by the address of its SQL text
+ * (always a string literal), reset and with bindings cleared. NULL on error. */
+sqlite3_stmt *db_stmt(db_t *db, const char *sql);
+
+/* Map an SQLite result code to 0 / -EBUSY / -EIO / -EINVAL ... */
+int db_errno(int rc);
+
+int db_begin(db_t *db);   /* BEGIN IMMEDIATE: take the write lock up front */
+int db_commit(db_t *db);
+void db_rollback(db_t *db);
+
+/* Step a statement expected to finish (INSERT/UPDATE): 0 or negative errno. */
+int db_step_done(sqlite3_stmt *st);
+/* Step a statement: 1 row, 0 done, negative errno. */
+int db_step(sqlite3_stmt *st);
+
+/* Bind helpers: an int64 of 0 or a NULL/"" string binds SQL NULL (absent). */
+void db_bind_time(sqlite3_stmt *st, int i, int64_t t);
+void db_bind_text(sqlite3_stmt *st, int i, const char *s);
+char *db_col_text(sqlite3_stmt *st, int i); /* malloc'd copy, NULL for NULL */
+
+/* Small persistent facts: last scan time, the instance id used in Message-IDs. */
+int db_meta_set(db_t *db, const char *key, const char *value);
+char *db_meta_get(db_t *db, const char *key);
+
+typedef struct {
+        int64_t id;
+        char *title;
+        int64_t starts_at, ends_at, closes_at; /* closes_at 0: derived from the cutoff */
+        long capacity;
+        char *join_url, *elearning_url, *trainer_email;
+        char *status;
+        long seq;            /* iCalendar SEQUENCE: rises with each change */
+        char *change_note;   /* what the last change was, for session_changed */
+        long booked, waitlisted;
+} session_t;
+
+typedef struct {
+        int64_t id, session_id;
+        char *name, *email, *status, *token;
+        int64_t registered_at, elearning_done_at, booked_at; /* 0: absent */
+} registration_t;
+
+/* 1 found, 0 no such row, negative errno. */
+int db_session_get(db_t *db, int64_t id, session_t *ret);
+void session_clear(session_t *s);
+int db_registration_get(db_t *db, int64_t id, registration_t *ret);
+void registration_clear(registration_t *r);

@@ -1,0 +1,511 @@
+/* render.c - the values of one email, its template and attachments, built into bytes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "clock.h"
+#include "csv.h"
+#include "ics.h"
+#include "message.h"
+#include "plan.h"
+#include "render.h"
+#include "template.h"
+
+const char *const kind_names[N_KINDS] = {
+        "confirmation", "waitlisted", "promoted", "late", "not_placed", "elearning_reminder",
+        "joining_link", "roster", "follow_up", "session_cancelled", "session_changed",
+};
+
+int kind_index(const char *kind)
+{
+        for (int i = 0; kind && i < N_KINDS; i++)
+                if (strcmp(kind, kind_names[i]) == 0)
+                        return i;
+        return -1;
+}
+
+struct templates {
+        struct {
+                char *subject, *text, *html;
+        } k[N_KINDS];
+};
+
+static int read_file(const char *path, char **ret)
+{
+        FILE *f = fopen(path, "re");
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *m;
+        char chunk[4096];
+        size_t n;
+
+        if (!f)
+                return -errno;
+        m = open_memstream(&buf, &size);
+        if (!m) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+                fwrite(chunk, 1, n, m);
+        fclose(f);
+        fclose(m);
+        if (strlen(buf) != size) {
+                free(buf);
+                return -EINVAL; /* a NUL byte in a template */
+        }
+        *ret = buf;
+        return 0;
+}
+
+templates_t *templates_free(templates_t *t)
+{
+        if (!t)
+                return NULL;
+        for (int i = 0; i < N_KINDS; i++) {
+                free(t->k[i].subject);
+                free(t->k[i].text);
+                free(t->k[i].html);
+        }
+        free(t);
+        return NULL;
+}
+
+/* ---- values --------------------------------------------------------------------- */
+
+enum {
+        V_NAME, V_EMAIL, V_TITLE, V_DATE, V_TIME, V_JOIN, V_ELEARNING, V_SIGNPOST, V_FEEDBACK,
+        V_ORG, V_CANCEL, V_NEXT, V_TOKEN, V_ATTENDEES, V_BOOKED, V_CAPACITY, V_SEATS,
+        V_TIME_TO_GO, V_NOTE, V_CHANGES, V_TRAINER, N_VARS
+};
+
+static const char *const var_names[N_VARS] = {
+        "name", "email", "session_title", "session_date", "session_time", "join_url",
+        "elearning_url", "signpost_url", "feedback_url", "organisation", "cancel_url",
+        "next_sessions", "token", "attendees", "booked_count", "capacity", "seats_left",
+        "time_to_go", "reminder_note", "changes", "trainer_email",
+};
+
+typedef struct {
+        tvar_t v[N_VARS];
+        char *owned[N_VARS];
+} values_t;
+
+static void set(values_t *vals, int i, const char *value)
+{
+        vals->v[i].key = var_names[i];
+        vals->v[i].value = value;
+}
+
+static void set_owned(values_t *vals, int i, char *value)
+{
+        free(vals->owned[i]);
+        vals->owned[i] = value;
+        set(vals, i, value);
+}
+
+static void values_clear(values_t *vals)
+{
+        for (int i = 0; i < N_VARS; i++)
+                free(vals->owned[i]);
+        memset(vals, 0, sizeof(*vals));
+}
+
+static void set_session(values_t *vals, const config_t *c, const session_t *s)
+{
+        char date[96], time_s[64], buf[32];
+
+        clock_format_date(s->starts_at, date, sizeof(date));
+        clock_format_time_range(s->starts_at, s->ends_at, time_s, sizeof(time_s));
+        set_owned(vals, V_TITLE, strdup(s->title));
+        set_owned(vals, V_DATE, strdup(date));
+        set_owned(vals, V_TIME, strdup(time_s));
+        set(vals, V_JOIN, s->join_url);
+        set(vals, V_ELEARNING, s->elearning_url && *s->elearning_url ? s->elearning_url : c->elearning_url);
+        set(vals, V_TRAINER, s->trainer_email);
+        snprintf(buf, sizeof(buf), "%ld", s->booked);
+        set_owned(vals, V_BOOKED, strdup(buf));
+        snprintf(buf, sizeof(buf), "%ld", s->capacity);
+        set_owned(vals, V_CAPACITY, strdup(buf));
+        snprintf(buf, sizeof(buf), "%ld", s->capacity > s->booked ? s->capacity - s->booked : 0);
+        set_owned(vals, V_SEATS, strdup(buf));
+        set(vals, V_CHANGES, s->change_note);
+}
+
+static void set_common(values_t *vals, const config_t *c)
+{
+        set(vals, V_SIGNPOST, c->signpost_url);
+        set(vals, V_FEEDBACK, c->feedback_url);
+        set(vals, V_ORG, c->organisation);
+}
+
+static char *cancel_url(const config_t *c, const char *token)
+{
+        tvar_t v = { "token", token };
+        char *out = NULL;
+
+        if (!c->cancel_url || !*c->cancel_url || !token)
+                return NULL;
+        if (template_render(c->cancel_url, &v, 1, false, &out, NULL) < 0)
+                return NULL;
+        return out;
+}
+
+static const char SQL_NEXT_SESSIONS[] =
+        "SELECT id FROM sessions WHERE status = 'open' AND starts_at > ?1 AND id != ?2"
+        " ORDER BY starts_at, id LIMIT 20";
+
+/* Upcoming sessions still taking bookings, for late and not_placed emails. */
+static char *next_sessions(db_t *db, const config_t *c, int64_t except, int64_t now)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_NEXT_SESSIONS);
+        int64_t ids[20];
+        size_t n = 0, shown = 0;
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (!st)
+                return NULL;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, except);
+        while (n < 20 && db_step(st) == 1)
+                ids[n++] = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < n && shown < 5; i++) {
+                session_t s;
+                char date[96], time_s[64];
+
+                if (db_session_get(db, ids[i], &s) <= 0)
+                        continue;
+                if (now < plan_cutoff(c, s.starts_at, s.closes_at)) {
+                        long left = s.capacity > s.booked ? s.capacity - s.booked : 0;
+
+                        clock_format_date(s.starts_at, date, sizeof(date));
+                        clock_format_time_range(s.starts_at, s.ends_at, time_s, sizeof(time_s));
+                        char places[48];
+
+                        if (left == 0)
+                                snprintf(places, sizeof(places), "full, waiting list open");
+                        else
+                                snprintf(places, sizeof(places), "%ld place%s left", left, left == 1 ? "" : "s");
+                        fprintf(f, "%s- %s: %s, %s (%s)", shown ? "\n" : "", s.title, date, time_s, places);
+                        shown++;
+                }
+                session_clear(&s);
+        }
+        if (!shown)
+                fputs("There are no other sessions open for booking just now. New dates are added\n"
+                      "regularly on the training hub, so please look again soon.", f);
+        fclose(f);
+        return buf;
+}
+
+static const char SQL_ROSTER[] =
+        "SELECT name, email, status, registered_at, ifnull(elearning_done_at, 0)"
+        " FROM registrations WHERE session_id = ?1 AND status = 'booked' ORDER BY name, id";
+
+/* The attendee list as text for the body and as CSV for the attachment. */
+static int roster(db_t *db, int64_t sid, char **ret_text, char **ret_csv, size_t *ret_csv_size)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_ROSTER);
+        static const char *const header[] = { "name", "email", "status", "registered_at",
+                                              "elearning_completed_at" };
+        char *text = NULL, *csv = NULL;
+        size_t tsize = 0, csize = 0;
+        FILE *t, *v;
+        int n = 0;
+
+        if (!st)
+                return -EIO;
+        t = open_memstream(&text, &tsize);
+        v = open_memstream(&csv, &csize);
+        if (!t || !v) {
+                if (t) fclose(t);
+                if (v) fclose(v);
+                free(text);
+                free(csv);
+                return -ENOMEM;
+        }
+        csv_write_row(v, header, 5);
+        sqlite3_bind_int64(st, 1, sid);
+        while (db_step(st) == 1) {
+                const char *name = (const char *) sqlite3_column_text(st, 0);
+                const char *email = (const char *) sqlite3_column_text(st, 1);
+                int64_t done = sqlite3_column_int64(st, 4);
+                char reg[32], el[32] = "", day[32] = "";
+                const char *row[5];
+
+                clock_format_iso(sqlite3_column_int64(st, 3), reg, sizeof(reg));
+                if (done) {
+                        clock_format_iso(done, el, sizeof(el));
+                        clock_format_local(done, day, sizeof(day));
+                        day[10] = '\0';
+                }
+                row[0] = name; row[1] = email; row[2] = (const char *) sqlite3_column_text(st, 2);
+                row[3] = reg; row[4] = el;
+                csv_write_row(v, row, 5);
+                fprintf(t, "%s%d. %s <%s>: e-learning %s%s", n ? "\n" : "", n + 1, name, email,
+                        done ? "completed " : "not completed yet", day);
+                n++;
+        }
+        sqlite3_reset(st);
+        if (!n)
+                fputs("Nobody is booked on this session.", t);
+        fclose(t);
+        fclose(v);
+        *ret_text = text;
+        *ret_csv = csv;
+        *ret_csv_size = csize;
+        return 0;
+}
+
+static char *time_to_go(const char *occasion)
+{
+        duration_t d;
+        char *out = NULL;
+
+        if (clock_parse_duration(occasion, &d) < 0)
+                return strdup("soon");
+        if (d.days == 1 && d.secs == 0)
+                return strdup("tomorrow");
+        if (d.days && d.secs == 0)
+                return asprintf(&out, "in %d days", d.days) < 0 ? NULL : out;
+        if (d.days == 0 && d.secs % 3600 == 0)
+                return asprintf(&out, "in %lld hours", (long long) (d.secs / 3600)) < 0 ? NULL : out;
+        return asprintf(&out, "in %lld minutes", (long long) (duration_approx_secs(&d) / 60)) < 0 ? NULL : out;
+}
+
+/* ---- building --------------------------------------------------------------------- */
+
+char *render_ics_uid(db_t *db, const config_t *c, int64_t session_id)
+{
+        char *inst = db_meta_get(db, "instance"), *uid = NULL;
+        const char *at = strrchr(c->smtp.from_addr, '@');
+
+        if (asprintf(&uid, "session-%lld.%s%s", (long long) session_id, inst ? inst : "0",
+                     at ? at : "@meccd") < 0)
+                uid = NULL;
+        free(inst);
+        return uid;
+}
+
+static int build_ics(db_t *db, const config_t *c, const session_t *s, const char *kind,
+                     int64_t now, char **ret)
+{
+        bool cancel = strcmp(kind, "session_cancelled") == 0;
+        char *uid = render_ics_uid(db, c, s->id), *desc = NULL;
+        ics_event_t e = {
+                .uid = uid, .sequence = (int) s->seq + (cancel ? 1 : 0), .dtstamp = now,
+                .start = s->starts_at, .end = s->ends_at, .tzid = clock_zone(),
+                .summary = s->title, .url = s->join_url, .organizer = c->smtp.from,
+                .cancel = cancel,
+        };
+        int r;
+
+        if (!uid)
+                return -ENOMEM;
+        if (s->join_url && *s->join_url &&
+            asprintf(&desc, "Join the session here: %s\n\nPlease join a few minutes early.", s->join_url) < 0)
+                desc = NULL;
+        e.description = desc ? desc : "MECC live online training";
+        r = ics_build(&e, ret);
+        free(uid);
+        free(desc);
+        return r;
+}
+
+static bool has_ics(const char *kind)
+{
+        return strcmp(kind, "joining_link") == 0 || strcmp(kind, "session_changed") == 0 ||
+               strcmp(kind, "session_cancelled") == 0;
+}
+
+static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now, values_t *vals,
+                session_t *s, char **ret_csv, size_t *ret_csv_size)
+{
+        registration_t g = { 0 };
+        int r;
+
+        r = db_session_get(db, key->session_id, s);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        set_common(vals, c);
+        set_session(vals, c, s);
+        if (key->registration_id) {
+                r = db_registration_get(db, key->registration_id, &g);
+                if (r <= 0)
+                        return r < 0 ? r : -ENOENT;
+                set_owned(vals, V_NAME, strdup(g.name));
+                set_owned(vals, V_EMAIL, strdup(g.email));
+                set_owned(vals, V_TOKEN, g.token ? strdup(g.token) : NULL);
+                set_owned(vals, V_CANCEL, cancel_url(c, g.token));
+                registration_clear(&g);
+        } else {
+                set(vals, V_NAME, "colleague");
+                set(vals, V_EMAIL, key->recipient);
+        }
+        if (!strcmp(key->kind, "late") || !strcmp(key->kind, "not_placed") ||
+            !strcmp(key->kind, "session_cancelled"))
+                set_owned(vals, V_NEXT, next_sessions(db, c, s->id, now));
+        if (!strcmp(key->kind, "elearning_reminder")) {
+                bool waiting = strcmp(key->occasion, "link-waiting") == 0;
+
+                set_owned(vals, V_TIME_TO_GO, waiting ? strdup("very soon") : time_to_go(key->occasion));
+                set(vals, V_NOTE, waiting ? "Your joining link is ready and waiting: we will send it as soon "
+                                            "as you have completed the e-learning." : "");
+        }
+        if (!strcmp(key->kind, "roster")) {
+                char *text = NULL;
+
+                r = roster(db, s->id, &text, ret_csv, ret_csv_size);
+                if (r < 0)
+                        return r;
+                set_owned(vals, V_ATTENDEES, text);
+        }
+        return 0;
+}
+
+static int compose(const config_t *c, const templates_t *t, int k, const values_t *vals,
+                   const mail_key_t *key, int64_t now, const attachment_t *att, size_t n_att,
+                   char **ret, size_t *ret_size, char **ret_err)
+{
+        char *subject = NULL, *text = NULL, *html = NULL;
+        int r;
+
+        r = template_render(t->k[k].subject, vals->v, N_VARS, false, &subject, ret_err);
+        if (r >= 0)
+                r = template_render(t->k[k].text, vals->v, N_VARS, false, &text, ret_err);
+        if (r >= 0 && t->k[k].html)
+                r = template_render(t->k[k].html, vals->v, N_VARS, true, &html, ret_err);
+        if (r >= 0) {
+                message_t m = {
+                        .from = c->smtp.from, .to_name = vals->v[V_NAME].value,
+                        .to_addr = key->recipient, .reply_to = c->smtp.reply_to,
+                        .subject = subject, .message_id = key->message_id, .date = now,
+                        .text = text, .html = html, .attachments = att, .n_attachments = n_att,
+                };
+                if (key->registration_id == 0)
+                        m.to_name = NULL;
+                r = message_build(&m, ret, ret_size);
+        }
+        free(subject);
+        free(text);
+        free(html);
+        return r;
+}
+
+int render_mail(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
+                int64_t now, char **ret, size_t *ret_size, char **ret_err)
+{
+        values_t vals = { 0 };
+        session_t s = { 0 };
+        char *ics = NULL, *csv = NULL;
+        size_t csv_size = 0, n_att = 0;
+        attachment_t att[1];
+        int k = kind_index(key->kind), r;
+
+        if (k < 0)
+                return -EINVAL;
+        if (!addr_valid(key->recipient))
+                return -EINVAL;
+        r = fill(db, c, key, now, &vals, &s, &csv, &csv_size);
+        if (r < 0)
+                goto out;
+        if (has_ics(key->kind)) {
+                r = build_ics(db, c, &s, key->kind, now, &ics);
+                if (r < 0)
+                        goto out;
+                att[n_att++] = (attachment_t) {
+                        "invite.ics",
+                        strcmp(key->kind, "session_cancelled") == 0
+                                ? "text/calendar; charset=UTF-8; method=CANCEL"
+                                : "text/calendar; charset=UTF-8; method=PUBLISH",
+                        ics, strlen(ics) };
+        } else if (csv) {
+                att[n_att++] = (attachment_t) { "attendees.csv", "text/csv; charset=UTF-8", csv, csv_size };
+        }
+        r = compose(c, t, k, &vals, key, now, att, n_att, ret, ret_size, ret_err);
+out:
+        values_clear(&vals);
+        session_clear(&s);
+        free(ics);
+        free(csv);
+        return r;
+}
+
+/* ---- loading and checking ------------------------------------------------------------ */
+
+static int check_kind(const templates_t *t, int k, char **ret_err)
+{
+        values_t vals = { 0 };
+        char *out = NULL;
+        int r;
+
+        for (int i = 0; i < N_VARS; i++)
+                set(&vals, i, "Sample \u00e9 <value> & more");
+        r = template_render(t->k[k].subject, vals.v, N_VARS, false, &out, ret_err);
+        free(out);
+        out = NULL;
+        if (r >= 0)
+                r = template_render(t->k[k].text, vals.v, N_VARS, false, &out, ret_err);
+        free(out);
+        out = NULL;
+        if (r >= 0 && t->k[k].html)
+                r = template_render(t->k[k].html, vals.v, N_VARS, true, &out, ret_err);
+        free(out);
+        return r;
+}
+
+static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
+{
+        char path[4096], *txt = NULL, *err = NULL;
+        int r;
+
+        snprintf(path, sizeof(path), "%s/%s.txt", dir, kind_names[k]);
+        r = read_file(path, &txt);
+        if (r < 0) {
+                if (asprintf(ret_err, "%s: %s", path, r == -EINVAL ? "holds a NUL byte" : strerror(-r)) < 0)
+                        *ret_err = NULL;
+                return r;
+        }
+        r = template_split_subject(txt, &t->k[k].subject, &t->k[k].text, &err);
+        free(txt);
+        if (r >= 0) {
+                snprintf(path, sizeof(path), "%s/%s.html", dir, kind_names[k]);
+                r = read_file(path, &t->k[k].html);
+                if (r == -ENOENT)
+                        r = 0;
+                else if (r < 0 && asprintf(&err, "%s", strerror(-r)) < 0)
+                        err = NULL;
+        }
+        if (r >= 0)
+                r = check_kind(t, k, &err);
+        if (r < 0 && asprintf(ret_err, "%s: %s", path, err ? err : "cannot be rendered") < 0)
+                *ret_err = NULL;
+        free(err);
+        return r;
+}
+
+int templates_load(const char *dir, const config_t *c, templates_t **ret, char **ret_err)
+{
+        templates_t *t = calloc(1, sizeof(*t));
+        int r = 0;
+
+        (void) c;
+        if (!t)
+                return -ENOMEM;
+        for (int k = 0; k < N_KINDS && r >= 0; k++)
+                r = load_kind(dir, t, k, ret_err);
+        if (r < 0) {
+                templates_free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
