@@ -12,7 +12,7 @@
 
 #include "journal.h"
 
-static bool to_journal;
+static bool to_journal, quiet;
 static const char *ident = "meccd";
 
 void journal_init(const char *name)
@@ -28,6 +28,11 @@ void journal_init(const char *name)
                 /* under systemd stderr is the journal stream; prefer native fields */
                 to_journal = access("/run/systemd/journal/socket", W_OK) == 0 &&
                              (getenv("JOURNAL_STREAM") || !isatty(STDERR_FILENO));
+}
+
+void journal_quiet(bool q)
+{
+        quiet = q;
 }
 
 static const char *prio_name(int p)
@@ -47,6 +52,8 @@ void log_ctx(int priority, const log_ctx_t *ctx, const char *fmt, ...)
         char *text = NULL;
         va_list ap;
 
+        if (quiet)
+                return;
         if (!ctx)
                 ctx = &none;
         va_start(ap, fmt);

@@ -1,6 +1,7 @@
 /* journal.h - structured logging: the systemd journal when its socket exists, stderr
  * otherwise (a terminal, the demo, tests). Names and addresses are never logged. */
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
 
 /* One MESSAGE_ID per event type; each has an entry in systemd/meccd.catalog. */
@@ -32,6 +33,8 @@ typedef struct {
 /* Choose the sink once at start: journal if /run/systemd/journal/socket exists and
  * stderr is not a terminal, or when forced with MECCD_LOG=journal|stderr. */
 void journal_init(const char *ident);
+/* Drop every line (dry runs, whose scans are not events). */
+void journal_quiet(bool quiet);
 
 /* priority: LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG (syslog.h) */
 void log_ctx(int priority, const log_ctx_t *ctx, const char *fmt, ...)

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "csv.h"
 #include "db.h"
+#include "journal.h"
 #include "outbox.h"
 #include "plan.h"
 #include "render.h"
@@ -254,8 +255,8 @@ static int parse_session_args(int argc, char **argv, session_args_t *a)
         };
         int c;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0) {
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 switch (c) {
                 case 't': a->title = optarg; break;
                 case 's': a->start = optarg; break;
@@ -542,8 +543,8 @@ static int cmd_register(ctl_t *x, int argc, char **argv)
         session_t s;
         int c, r;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0) {
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 if (c == 'n')
                         name = optarg;
                 else if (c == 'e')
@@ -665,8 +666,8 @@ static int cmd_registrations_list(ctl_t *x, int argc, char **argv)
         int64_t sid = 0;
         int c, r, n = 0;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0)
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
                 if (c != 's' || !parse_id(optarg, &sid))
                         return fail(EX_USAGE, "usage: registrations list [--session ID]");
         if (optind != argc)
@@ -878,8 +879,8 @@ static int cmd_outbox_list(ctl_t *x, int argc, char **argv)
         sqlite3_stmt *st;
         int c, r, n = 0;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0) {
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 if (c != 's')
                         return fail(EX_USAGE, "usage: outbox list [--status queued|sent|failed|expired]");
                 status = optarg;
@@ -901,7 +902,8 @@ static int cmd_outbox_list(ctl_t *x, int argc, char **argv)
                 const char *rcpt = (const char *) sqlite3_column_text(st, 4);
                 const char *state = (const char *) sqlite3_column_text(st, 5);
                 const char *err = (const char *) sqlite3_column_text(st, 10);
-                char a[64];
+                const char *occ = (const char *) sqlite3_column_text(st, 12);
+                char a[64], rs[24] = "-";
 
                 if (x->json) {
                         printf("%s{\"id\":%lld,\"registration_id\":", n ? "," : "", (long long) sqlite3_column_int64(st, 0));
@@ -925,12 +927,14 @@ static int cmd_outbox_list(ctl_t *x, int argc, char **argv)
                         json_str((const char *) sqlite3_column_text(st, 11));
                         putchar('}');
                 } else
+                {
+                        if (reg)
+                                snprintf(rs, sizeof(rs), "%lld", (long long) reg);
                         printf("%-6lld %-8s %-5s %-19s %-8s %-3d %-22s %s\n", (long long) sqlite3_column_int64(st, 0),
-                               state, reg ? (snprintf(a, sizeof(a), "%lld", (long long) reg), a) : "-", kind,
-                               *sqlite3_column_text(st, 12) ? (const char *) sqlite3_column_text(st, 12) : "-",
-                               sqlite3_column_int(st, 6),
+                               state, rs, kind, *occ && reg ? occ : "-", sqlite3_column_int(st, 6),
                                sent ? local_time(sent, a, sizeof(a)) : !strcmp(state, "queued") ? local_time(next, a, sizeof(a)) : "-",
                                err ? err : "");
+                }
                 n++;
         }
         sqlite3_reset(st);
@@ -1039,7 +1043,6 @@ static const char SQL_NEW_ROWS[] =
         "SELECT id, max(created_at, next_attempt_at), kind, ifnull(registration_id, 0), session_id"
         " FROM outbox WHERE status = 'queued' ORDER BY id";
 static const char SQL_MARK_DONE[] = "UPDATE outbox SET status = 'sent' WHERE status = 'queued'";
-static const char SQL_FIRST_NEW[] = "SELECT min(registered_at) FROM registrations WHERE status = 'new'";
 
 static int64_t next_moment(ctl_t *x, db_t *db, int64_t after)
 {
@@ -1093,8 +1096,8 @@ static int cmd_upcoming(ctl_t *x, int argc, char **argv)
         db_t *copy = NULL;
         int c, r, n = 0;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0)
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
                 if (c != 'u' || clock_parse_time(optarg, &until) < 0)
                         return fail(EX_USAGE, "usage: upcoming [--until TIME]");
         if (optind != argc)
@@ -1106,11 +1109,7 @@ static int cmd_upcoming(ctl_t *x, int argc, char **argv)
                 putchar('[');
         else
                 printf("%-22s %-19s %-6s %s\n", "AT", "KIND", "REG", "SESSION");
-        /* registrations the website has written but no scan has seen are admitted now */
-        {
-                sqlite3_stmt *st = db_stmt(copy, SQL_FIRST_NEW);
-                (void) st;
-        }
+        journal_quiet(true); /* the simulated scans are not events */
         while (t <= until) {
                 r = scan_run(copy, x->cfg, t, NULL);
                 if (r >= 0)
@@ -1288,6 +1287,7 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return EX_USAGE;
         }
+        journal_init("meccctl");
         r = config_load(path, &x.cfg, &err);
         if (r < 0) {
                 r = fail(EX_CONFIG, "%s", err ? err : "cannot load the configuration");

@@ -171,19 +171,25 @@ class Env:
     def register(self, sid, name, addr, now):
         return int(self.ctl("register", sid, "--name", name, "--email", addr, now=now).stdout)
 
+    def kind_of(self, m):
+        """The outbox kind and occasion of a captured message, by its Message-ID."""
+        rows = self.sql("SELECT kind, occasion FROM outbox WHERE message_id = ?",
+                        str(m["msg"]["Message-ID"]).strip())
+        return rows[0] if rows else (None, None)
+
     def mails(self, to=None, kind=None):
-        """Captured messages, optionally for one recipient and one kind (X-MECC-Kind)."""
+        """Captured messages, optionally for one recipient and one kind."""
         out = []
         for m in self.smtp.messages:
             if to and to.lower() not in [r.lower() for r in m["to"]]:
                 continue
-            if kind and m["msg"].get("X-MECC-Kind") != kind:
+            if kind and self.kind_of(m)[0] != kind:
                 continue
             out.append(m)
         return out
 
     def kinds(self, to):
-        return [m["msg"].get("X-MECC-Kind") for m in self.mails(to=to)]
+        return [self.kind_of(m)[0] for m in self.mails(to=to)]
 
 
 def main():
