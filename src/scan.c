@@ -134,7 +134,8 @@ static void log_reg(int prio, const char *mid, const registration_t *g, const ch
 /* ---- 1. admit ------------------------------------------------------------------ */
 
 static const char SQL_NEW[] =
-        "SELECT id FROM registrations WHERE status = 'new' ORDER BY registered_at, id LIMIT 512";
+        "SELECT id FROM registrations WHERE status = 'new' AND registered_at <= ?1"
+        " ORDER BY registered_at, id LIMIT 512";
 static const char SQL_DUPLICATE[] =
         "SELECT 1 FROM registrations WHERE email = ?2 COLLATE NOCASE AND session_id = ?1"
         " AND status IN ('booked', 'waitlisted') AND id != ?3 LIMIT 1";
@@ -231,6 +232,7 @@ int scan_admit(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 
                 if (!st)
                         return -EIO;
+                sqlite3_bind_int64(st, 1, now);
                 r = collect_ids(st, &ids, &n);
                 if (r < 0 || n == 0)
                         return r;

@@ -2,6 +2,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,9 @@
 struct smtp {
         CURL *curl;
         char errbuf[CURL_ERROR_SIZE];
-        char last_reply[512];
+        char last_reply[512];   /* the first error reply of a transfer, else the last reply */
         char last_command[16];
+        bool failed;            /* the last transfer failed: do not trust its connection */
         const char *data;
         size_t size, pos;
 };
@@ -40,6 +42,8 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *
 
         (void) h;
         if (type == CURLINFO_HEADER_IN) {
+                if (s->last_reply[0] == '4' || s->last_reply[0] == '5')
+                        return 0;
                 n = size < sizeof(s->last_reply) - 1 ? size : sizeof(s->last_reply) - 1;
                 memcpy(s->last_reply, data, n);
                 while (n && (s->last_reply[n - 1] == '\n' || s->last_reply[n - 1] == '\r'))
@@ -129,7 +133,11 @@ void smtp_send(smtp_t *s, const char *from, const char *rcpt, const char *data, 
         curl_easy_setopt(s->curl, CURLOPT_MAIL_FROM, from_br);
         curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, rcpts);
         curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t) size);
+        /* a server may keep a connection open after refusing a message but with its
+         * session in a state where the next MAIL fails: start clean after any failure */
+        curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, (long) s->failed);
         cc = curl_easy_perform(s->curl);
+        s->failed = cc != CURLE_OK;
         curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
         curl_slist_free_all(rcpts);
         curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, NULL);
