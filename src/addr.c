@@ -51,11 +51,9 @@ static long scan_quoted(const char *s) {
         for (;;) {
                 if (*p == '"')
                         return p + 1 - s;
-                if (*p == '\\') {
+                if (*p == '\\')
                         p++;
-                        if (!is_graph(*p))
-                                return -1;
-                } else if (!is_graph(*p) || *p == '<' || *p == '>')
+                if (!is_graph(*p) || *p == '<' || *p == '>')
                         return -1;
                 p++;
         }

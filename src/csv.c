@@ -228,7 +228,8 @@ int csv_parse(const char *buf, size_t size, csv_table_t **ret, char **ret_err) {
         t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
-        if (size >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+        /* tools that prepend a BOM without looking can leave two */
+        while (c.end - c.p >= 3 && memcmp(c.p, "\xef\xbb\xbf", 3) == 0)
                 c.p += 3;
 
         while (c.p < c.end) {
@@ -268,7 +269,8 @@ csv_table_t *csv_table_free(csv_table_t *t) {
 void csv_write_field(FILE *f, const char *value) {
         const char *v = value ? value : "";
         bool formula = v[0] != '\0' && strchr("=+-@\t\r", v[0]);
-        bool quote = strpbrk(v, ",\"\r\n") != NULL;
+        /* a value starting with U+FEFF is quoted so a reader cannot take it for a BOM */
+        bool quote = strpbrk(v, ",\"\r\n") || strncmp(v, "\xef\xbb\xbf", 3) == 0;
 
         if (quote)
                 fputc('"', f);

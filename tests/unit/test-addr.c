@@ -76,6 +76,7 @@ static void test_rejects_malformed_addresses(void **state) {
                 "<ann@example.org>",           /* angle brackets */
                 "Ann <ann@example.org>",
                 "\"a<b\"@example.org",
+                "\"a\\>b\"@example.org",          /* not even escaped */
                 ".user@example.org",           /* dots */
                 "user.@example.org",
                 "us..er@example.org",

@@ -114,6 +114,15 @@ static void test_blank_lines_skipped(void **state) {
         csv_table_free(t);
 }
 
+static void test_doubled_bom(void **state) {
+        csv_table_t *t = parse_ok("\xef\xbb\xbf\xef\xbb\xbf" "email\r\na@example.org\r\n");
+        (void) state;
+
+        assert_int_equal(t->n_rows, 2);
+        expect_row(t, 0, 1, 1, "email");
+        csv_table_free(t);
+}
+
 static void test_old_mac_line_ends(void **state) {
         csv_table_t *t = parse_ok("a,b\rc,d\r");
         (void) state;
@@ -131,6 +140,9 @@ static void test_empty_input(void **state) {
         assert_int_equal(t->n_rows, 0);
         csv_table_free(t);
         t = parse_ok("\xef\xbb\xbf");
+        assert_int_equal(t->n_rows, 0);
+        csv_table_free(t);
+        t = parse_ok("\xef\xbb\xbf\xef\xbb\xbf");
         assert_int_equal(t->n_rows, 0);
         csv_table_free(t);
         t = parse_ok("\r\n\n");
@@ -202,6 +214,9 @@ static void test_write_quoting(void **state) {
         expect_field("Zo\xc3\xab", "Zo\xc3\xab");
         expect_field(NULL, "\"\"");
         expect_field("", "\"\"");
+        /* a leading U+FEFF would be taken for a BOM at the start of a file */
+        expect_field("\xef\xbb\xbfx", "\"\xef\xbb\xbfx\"");
+        expect_field("x\xef\xbb\xbf", "x\xef\xbb\xbf");
 }
 
 static void test_write_neutralises_formulas(void **state) {
@@ -261,6 +276,7 @@ int main(void) {
                 cmocka_unit_test(test_quoted_fields),
                 cmocka_unit_test(test_empty_fields),
                 cmocka_unit_test(test_blank_lines_skipped),
+                cmocka_unit_test(test_doubled_bom),
                 cmocka_unit_test(test_old_mac_line_ends),
                 cmocka_unit_test(test_empty_input),
                 cmocka_unit_test(test_utf8_names),
