@@ -14,6 +14,7 @@
 /* The first error wins: later messages are usually consequences of it. libconfuse
  * has no user pointer for its error callback, and parsing is never concurrent. */
 typedef struct {
+        const char *path;
         char *err;
 } errsink_t;
 static errsink_t *current_sink;
@@ -27,11 +28,13 @@ static void on_error(cfg_t *cfg, const char *fmt, va_list ap)
                 return;
         if (vasprintf(&msg, fmt, ap) < 0)
                 return;
-        if (cfg && cfg->filename && cfg->line > 0) {
-                if (asprintf(&sink->err, "%s:%d: %s", cfg->filename, cfg->line, msg) < 0)
+        /* sections (smtp, reminders) are created before the file is opened, so their
+         * cfg_t has the line but no file name */
+        if (cfg && cfg->line > 0) {
+                if (asprintf(&sink->err, "%s:%d: %s", sink->path, cfg->line, msg) < 0)
                         sink->err = NULL;
-        } else if (cfg && cfg->filename) {
-                if (asprintf(&sink->err, "%s: %s", cfg->filename, msg) < 0)
+        } else if (cfg) {
+                if (asprintf(&sink->err, "%s: %s", sink->path, msg) < 0)
                         sink->err = NULL;
         } else {
                 sink->err = msg;
@@ -323,10 +326,14 @@ static int convert(cfg_t *cfg, config_t *c)
 
 int config_load(const char *path, config_t **ret, char **ret_err)
 {
-        errsink_t sink = { NULL };
+        errsink_t sink = { path, NULL };
         config_t *c = NULL;
+        char old_zone[128];
         cfg_t *cfg;
         int r;
+
+        /* validating timezone selects it: a rejected file must not leave its zone behind */
+        snprintf(old_zone, sizeof(old_zone), "%s", clock_zone());
 
         cfg = cfg_init(opts, CFGF_NONE);
         if (!cfg)
@@ -371,6 +378,8 @@ int config_load(const char *path, config_t **ret, char **ret_err)
         *ret = c;
         c = NULL;
 out:
+        if (r < 0)
+                (void) clock_set_zone(old_zone);
         current_sink = NULL;
         free(sink.err);
         config_free(c);
