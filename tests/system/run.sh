@@ -334,15 +334,19 @@ check_reload_good() {
 
 check_reload_bad() {
         write_conf "$RUN/bad.conf" "bogus_option = 7"
-        line=$(wc -l <"$RUN/bad.conf")
+        BAD_LINE=$(wc -l <"$RUN/bad.conf")
         in_ct sh -c 'cat > /etc/meccd/meccd.conf' <"$RUN/bad.conf" &&
                 in_ct 30 systemctl reload meccd
         wait_for 10 has_mid c12299e5dcc240f3abe7a594af1583bf || { say "no reload-failed event"; return 1; }
-        msg=$(journal -o cat MESSAGE_ID=c12299e5dcc240f3abe7a594af1583bf)
-        say "reload-failed: $msg"
+        BAD_MSG=$(journal -o cat MESSAGE_ID=c12299e5dcc240f3abe7a594af1583bf)
+        say "reload-failed: $BAD_MSG"
         active && [ "$(prop MainPID)" = "$MAINPID" ] &&
-                echo "$msg" | grep -q "bogus_option" &&
-                echo "$msg" | grep -Eq "(^|[^0-9])$line([^0-9]|$)"
+                echo "$BAD_MSG" | grep -q "/etc/meccd/meccd.conf" && echo "$BAD_MSG" | grep -q "bogus_option"
+}
+
+check_bad_line() {
+        say "the bad option is on line $BAD_LINE"
+        echo "$BAD_MSG" | grep -Eq "(^|[^0-9])$BAD_LINE([^0-9]|$)"
 }
 
 restore_conf() {
@@ -361,9 +365,18 @@ check_mail() {
         j=$(in_ct cat /srv/systest/mail/001.json)
         say "relay got: $j"
         in_ct cat /srv/systest/mail/001.eml >"$RUN/001.eml"
+        in_ct meccctl --json outbox list >"$RUN/outbox.json"
         echo "$j" | grep -q '"rcpt_tos": \["alex.volunteer@example.net"\]' &&
                 echo "$j" | grep -q "\"login\": \"$SMTP_LOGIN\"" &&
-                grep -qi '^X-MECC-Kind: confirmation' "$RUN/001.eml"
+                [ "$(kind_of "$RUN/001.eml" "$RUN/outbox.json")" = confirmation ]
+}
+
+kind_of() { # EML OUTBOX_JSON: the outbox kind of a captured message, by its Message-ID
+        /usr/bin/python3 - "$1" "$2" <<'EOF'
+import email, json, sys
+mid = email.message_from_binary_file(open(sys.argv[1], "rb"))["Message-ID"].strip()
+print(" ".join(r["kind"] for r in json.load(open(sys.argv[2])) if r["message_id"] == mid))
+EOF
 }
 
 check_journal_fields() {
@@ -450,7 +463,8 @@ main() {
         check "password only through LoadCredential=" check_credential
         check "journal has the started event (MESSAGE_ID)" check_journal_started
         check "systemctl reload, good config: still active, same MainPID, logged" check_reload_good
-        check "systemctl reload, bad config: still active, journal names option and line" check_reload_bad
+        check "systemctl reload, bad config: still active, journal names file and option" check_reload_bad
+        check "the reload error gives the bad option's line number" check_bad_line
         check "good config back" restore_conf
         check "meccctl session add + register: confirmation at the relay, with AUTH" check_mail
         check "journalctl -o json has MECCD_SESSION/REGISTRATION/KIND/OUTBOX" check_journal_fields
