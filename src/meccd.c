@@ -21,7 +21,7 @@
 #include "scan.h"
 #include "smtp.h"
 
-#define DELIVER_CHUNK 25 /* messages per loop iteration: signals and the watchdog in between */
+#define STOP_GRACE_USEC (8 * 1000000ULL) /* systemd waits 10 s; leave room to exit */
 
 typedef struct {
         const char *config_path;
@@ -30,7 +30,7 @@ typedef struct {
         db_t *db;
         outbox_t *outbox;
         sd_event *event;
-        sd_event_source *timer, *deliver;
+        sd_event_source *timer, *grace;
         int64_t next_scan;
         unsigned failed_scans;
 } daemon_t;
@@ -86,20 +86,18 @@ static void notify_status(daemon_t *d, const char *prefix)
                           prefix, when, open, open == 1 ? "" : "s", queued, failed);
 }
 
-static int on_deliver(sd_event_source *s, void *userdata)
+static void on_idle(void *userdata)
 {
         daemon_t *d = userdata;
-        deliver_stats_t stats = { 0 };
-        int r;
 
-        (void) s;
-        r = outbox_deliver(d->outbox, clock_now(), DELIVER_CHUNK, &stats);
-        /* more to do and nothing in the way: keep going on the next loop iteration */
-        if (r == DELIVER_CHUNK && !stats.server_down && !stats.rate_limited)
-                (void) sd_event_source_set_enabled(d->deliver, SD_EVENT_ONESHOT);
-        else
-                notify_status(d, "");
-        return 0;
+        notify_status(d, "");
+}
+
+static void exit_when_idle(void *userdata)
+{
+        daemon_t *d = userdata;
+
+        (void) sd_event_exit(d->event, 0);
 }
 
 static int schedule(daemon_t *d);
@@ -117,7 +115,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 d->failed_scans++;
         snprintf(mark, sizeof(mark), "%lld", (long long) now);
         (void) db_meta_set(d->db, "last_scan_at", mark);
-        (void) sd_event_source_set_enabled(d->deliver, SD_EVENT_ONESHOT);
+        outbox_kick(d->outbox);
         return schedule(d);
 }
 
@@ -142,7 +140,6 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         daemon_t *d = userdata;
         config_t *cfg = NULL;
         templates_t *tpl = NULL;
-        outbox_t *ob;
         struct timespec ts;
         log_ctx_t ctx = { .message_id = MID_RELOADED };
 
@@ -159,20 +156,11 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         }
         if (strcmp(cfg->database, d->cfg->database) != 0)
                 log_msg(LOG_WARNING, "the database path changed; it takes effect at the next restart");
-        ob = outbox_new(d->db, cfg, tpl);
-        if (!ob) {
-                templates_free(tpl);
-                config_free(cfg);
-                (void) clock_set_zone(d->cfg->timezone);
-                notify_status(d, "READY=1\n");
-                return 0;
-        }
         free(cfg->database);
         cfg->database = strdup(d->cfg->database);
-        outbox_free(d->outbox);
+        outbox_reconfigure(d->outbox, cfg, tpl);
         templates_free(d->tpl);
         config_free(d->cfg);
-        d->outbox = ob;
         d->tpl = tpl;
         d->cfg = cfg;
         log_ctx(LOG_INFO, &ctx, "configuration reloaded from %s", d->config_path);
@@ -182,14 +170,34 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         return 0;
 }
 
+static int on_grace_over(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        daemon_t *d = userdata;
+
+        (void) s;
+        (void) usec;
+        log_msg(LOG_NOTICE, "%u email%s still in flight will be tried again at the next start",
+                outbox_in_flight(d->outbox), outbox_in_flight(d->outbox) == 1 ? "" : "s");
+        return sd_event_exit(d->event, 0);
+}
+
+/* Start nothing new, let the messages in flight finish, then exit. */
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
+        daemon_t *d = userdata;
         log_ctx_t ctx = { .message_id = MID_STOPPING };
 
-        (void) userdata;
+        (void) s;
         (void) sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         log_ctx(LOG_INFO, &ctx, "stopping on signal %u", si->ssi_signo);
-        return sd_event_exit(sd_event_source_get_event(s), 0);
+        outbox_stop(d->outbox);
+        if (d->timer)
+                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        if (outbox_in_flight(d->outbox) == 0)
+                return sd_event_exit(d->event, 0);
+        outbox_on_idle(d->outbox, exit_when_idle, d);
+        return sd_event_add_time_relative(d->event, &d->grace, CLOCK_MONOTONIC, STOP_GRACE_USEC,
+                                          0, on_grace_over, d);
 }
 
 static int run_loop(daemon_t *d)
@@ -197,17 +205,11 @@ static int run_loop(daemon_t *d)
         log_ctx_t ctx = { .message_id = MID_STARTED };
         int r;
 
-        r = sd_event_default(&d->event);
-        if (r < 0)
-                return r;
         if ((r = sd_event_add_signal(d->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_term, d)) < 0 ||
             (r = sd_event_add_signal(d->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, d)) < 0 ||
             (r = sd_event_add_signal(d->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_hup, d)) < 0)
                 return r;
-        r = sd_event_add_defer(d->event, &d->deliver, on_deliver, d);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_enabled(d->deliver, SD_EVENT_OFF);
+        outbox_on_idle(d->outbox, on_idle, d);
         /* the first scan runs at once */
         r = sd_event_add_time_relative(d->event, &d->timer, CLOCK_MONOTONIC, 0, 0, on_timer, d);
         if (r < 0)
@@ -221,9 +223,9 @@ static int run_loop(daemon_t *d)
         return sd_event_loop(d->event);
 }
 
+/* One scan, then deliver everything due (respecting the rate limit), then return. */
 static int run_once(daemon_t *d)
 {
-        deliver_stats_t stats = { 0 };
         int64_t now = clock_now();
         char mark[32];
         int r;
@@ -235,15 +237,12 @@ static int run_once(daemon_t *d)
                 return EX_UNAVAILABLE;
         snprintf(mark, sizeof(mark), "%lld", (long long) now);
         (void) db_meta_set(d->db, "last_scan_at", mark);
-        for (;;) {
-                r = outbox_deliver(d->outbox, now, 0, &stats);
+        outbox_on_idle(d->outbox, exit_when_idle, d);
+        outbox_kick(d->outbox);
+        if (outbox_busy(d->outbox)) {
+                r = sd_event_loop(d->event);
                 if (r < 0)
-                        return r == -EBUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
-                if (!stats.rate_limited)
-                        break;
-                /* respect smtp.max_per_minute: wait for the bucket to refill */
-                stats.rate_limited = false;
-                nanosleep(&(struct timespec) { 0, 250000000 }, NULL);
+                        return EX_OSERR;
         }
         return EX_OK;
 }
@@ -317,7 +316,13 @@ int main(int argc, char **argv)
         r = outbox_recover(d.db, clock_now());
         if (r > 0)
                 log_msg(LOG_NOTICE, "%d email%s interrupted by a stop will be tried again", r, r == 1 ? "" : "s");
-        d.outbox = outbox_new(d.db, d.cfg, d.tpl);
+        r = sd_event_default(&d.event);
+        if (r < 0) {
+                log_msg(LOG_ERR, "event loop: %s", strerror(-r));
+                ret = EX_OSERR;
+                goto out;
+        }
+        d.outbox = outbox_new(d.db, d.cfg, d.tpl, d.event);
         if (!d.outbox) {
                 ret = EX_OSERR;
                 goto out;
@@ -335,7 +340,7 @@ out:
         free(err);
         outbox_free(d.outbox);
         sd_event_source_unref(d.timer);
-        sd_event_source_unref(d.deliver);
+        sd_event_source_unref(d.grace);
         sd_event_unref(d.event);
         db_close(d.db);
         templates_free(d.tpl);

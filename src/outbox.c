@@ -16,10 +16,18 @@ struct outbox {
         db_t *db;
         const config_t *c;
         const templates_t *t;
-        smtp_t *smtp;
+        sd_event *event;
+        smtp_pool_t *pool;
+        bool rebuild;           /* settings changed: new pool once idle */
+        bool stopping;
+        bool pumping;
         char *password;
         double tokens;          /* max_per_minute token bucket */
         struct timespec refilled;
+        sd_event_source *wake;  /* the rate limit's refill */
+        deliver_stats_t stats;
+        void (*idle_fn)(void *);
+        void *idle_data;
 };
 
 /* ---- queueing ------------------------------------------------------------------------ */
@@ -117,7 +125,7 @@ int outbox_counts(db_t *db, long *queued, long *failed)
 
 /* ---- delivery -------------------------------------------------------------------------- */
 
-outbox_t *outbox_new(db_t *db, const config_t *c, const templates_t *t)
+outbox_t *outbox_new(db_t *db, const config_t *c, const templates_t *t, sd_event *e)
 {
         outbox_t *o = calloc(1, sizeof(*o));
 
@@ -126,57 +134,111 @@ outbox_t *outbox_new(db_t *db, const config_t *c, const templates_t *t)
         o->db = db;
         o->c = c;
         o->t = t;
+        o->event = sd_event_ref(e);
         o->tokens = c->smtp.max_per_minute;
         clock_gettime(CLOCK_MONOTONIC, &o->refilled);
         return o;
+}
+
+static void forget_password(outbox_t *o)
+{
+        if (o->password) {
+                explicit_bzero(o->password, strlen(o->password));
+                free(o->password);
+                o->password = NULL;
+        }
 }
 
 outbox_t *outbox_free(outbox_t *o)
 {
         if (!o)
                 return NULL;
-        smtp_free(o->smtp);
-        if (o->password) {
-                explicit_bzero(o->password, strlen(o->password));
-                free(o->password);
-        }
+        smtp_pool_free(o->pool);
+        sd_event_source_disable_unref(o->wake);
+        sd_event_unref(o->event);
+        forget_password(o);
         free(o);
         return NULL;
 }
 
-/* true when the rate limit allows one more message now */
-static bool take_token(outbox_t *o)
+void outbox_reconfigure(outbox_t *o, const config_t *c, const templates_t *t)
+{
+        o->c = c;
+        o->t = t;
+        o->rebuild = true;
+        if (o->tokens > c->smtp.max_per_minute)
+                o->tokens = c->smtp.max_per_minute;
+}
+
+void outbox_on_idle(outbox_t *o, void (*fn)(void *), void *userdata)
+{
+        o->idle_fn = fn;
+        o->idle_data = userdata;
+}
+
+unsigned outbox_in_flight(const outbox_t *o)
+{
+        return o->pool ? smtp_pool_in_flight(o->pool) : 0;
+}
+
+bool outbox_busy(const outbox_t *o)
+{
+        int enabled = SD_EVENT_OFF;
+
+        if (o->wake)
+                (void) sd_event_source_get_enabled(o->wake, &enabled);
+        return outbox_in_flight(o) > 0 || (enabled != SD_EVENT_OFF && !o->stopping);
+}
+
+const deliver_stats_t *outbox_stats(const outbox_t *o)
+{
+        return &o->stats;
+}
+
+void outbox_stop(outbox_t *o)
+{
+        o->stopping = true;
+        if (o->wake)
+                (void) sd_event_source_set_enabled(o->wake, SD_EVENT_OFF);
+}
+
+/* Seconds until the rate limit allows one more message; 0 when it allows one now. */
+static double take_token(outbox_t *o)
 {
         struct timespec now;
-        double elapsed;
+        double elapsed, rate = o->c->smtp.max_per_minute / 60.0;
 
         clock_gettime(CLOCK_MONOTONIC, &now);
         elapsed = (double) (now.tv_sec - o->refilled.tv_sec) + (now.tv_nsec - o->refilled.tv_nsec) / 1e9;
         o->refilled = now;
-        o->tokens += elapsed * o->c->smtp.max_per_minute / 60.0;
+        o->tokens += elapsed * rate;
         if (o->tokens > o->c->smtp.max_per_minute)
                 o->tokens = o->c->smtp.max_per_minute;
         if (o->tokens < 1.0)
-                return false;
+                return (1.0 - o->tokens) / rate;
         o->tokens -= 1.0;
-        return true;
+        return 0;
 }
 
 typedef struct {
+        outbox_t *o;
         int64_t id, session_id, registration_id, first_attempt_at;
         char *kind, *occasion, *recipient, *message_id, *body;
         size_t body_size;
         unsigned attempts;
 } row_t;
 
-static void row_clear(row_t *w)
+static row_t *row_free(row_t *w)
 {
+        if (!w)
+                return NULL;
         free(w->kind);
         free(w->occasion);
         free(w->recipient);
         free(w->message_id);
         free(w->body);
-        memset(w, 0, sizeof(*w));
+        free(w);
+        return NULL;
 }
 
 static const char SQL_DUE[] =
@@ -185,9 +247,10 @@ static const char SQL_DUE[] =
         " WHERE status = 'queued' AND sending = 0 AND next_attempt_at <= ?1"
         " ORDER BY next_attempt_at, id LIMIT 1";
 
-static int next_due(db_t *db, int64_t now, row_t *w)
+static int next_due(db_t *db, int64_t now, row_t **ret)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_DUE);
+        row_t *w;
         int r;
 
         if (!st)
@@ -195,6 +258,11 @@ static int next_due(db_t *db, int64_t now, row_t *w)
         sqlite3_bind_int64(st, 1, now);
         r = db_step(st);
         if (r == 1) {
+                w = calloc(1, sizeof(*w));
+                if (!w) {
+                        sqlite3_reset(st);
+                        return -ENOMEM;
+                }
                 w->id = sqlite3_column_int64(st, 0);
                 w->session_id = sqlite3_column_int64(st, 1);
                 w->registration_id = sqlite3_column_int64(st, 2);
@@ -212,8 +280,12 @@ static int next_due(db_t *db, int64_t now, row_t *w)
                                 w->body[w->body_size] = '\0';
                         }
                 }
-                if (!w->kind || !w->occasion || !w->recipient || !w->message_id)
+                if (!w->kind || !w->occasion || !w->recipient || !w->message_id ||
+                    (w->body_size && !w->body)) {
+                        row_free(w);
                         r = -ENOMEM;
+                } else
+                        *ret = w;
         }
         sqlite3_reset(st);
         return r;
@@ -222,7 +294,6 @@ static int next_due(db_t *db, int64_t now, row_t *w)
 /* Why a queued email is no longer true, or NULL when it still is (SPEC 5, expiry). */
 static const char *stale(db_t *db, const config_t *c, const row_t *w, int64_t now)
 {
-        static char why[96];
         session_t s = { 0 };
         registration_t g = { 0 };
         const char *r = NULL;
@@ -240,9 +311,8 @@ static const char *stale(db_t *db, const config_t *c, const row_t *w, int64_t no
         else if (!strcmp(s.status, "cancelled") && strcmp(w->kind, "session_cancelled") &&
                  strcmp(w->kind, "late") && strcmp(w->kind, "not_placed"))
                 r = "the session was cancelled";
-        else if (!strcmp(w->kind, "joining_link") && now >= s.starts_at)
-                r = "the session has already started";
-        else if (!strcmp(w->kind, "session_changed") && now >= s.starts_at)
+        else if ((!strcmp(w->kind, "joining_link") || !strcmp(w->kind, "session_changed")) &&
+                 now >= s.starts_at)
                 r = "the session has already started";
         else if (!strcmp(w->kind, "elearning_reminder") && g.elearning_done_at)
                 r = "the e-learning is done";
@@ -253,10 +323,6 @@ static const char *stale(db_t *db, const config_t *c, const row_t *w, int64_t no
                 r = "the registration is no longer booked";
         else if (!strcmp(w->kind, "waitlisted") && strcmp(g.status, "waitlisted"))
                 r = "the registration is no longer on the waiting list";
-        if (r) {
-                snprintf(why, sizeof(why), "%s", r);
-                r = why;
-        }
 out:
         session_clear(&s);
         registration_clear(&g);
@@ -273,26 +339,26 @@ static const char SQL_SENT[] =
 static const char SQL_RETRY[] =
         "UPDATE outbox SET sending = 0, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1";
 static const char SQL_FAIL[] =
-        "UPDATE outbox SET status = 'failed', sending = 0, last_error = ?2 WHERE id = ?1";
+        "UPDATE outbox SET status = 'failed', sending = 0, last_error = ?3 WHERE id = ?1 AND ?2 = ?2";
 
-/* One short transaction per state change: each is durable before the next step. */
+/* One short transaction per state change: each is durable before the next step. All the
+ * statements above take ?1 = id, ?2 = a time, ?3 = text or the body. */
 static int update(db_t *db, const char *sql, int64_t id, int64_t t, const char *text,
                   const char *blob, size_t blob_size)
 {
         sqlite3_stmt *st = db_stmt(db, sql);
-        int n = st ? sqlite3_bind_parameter_count(st) : 0;
 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, id);
-        if (sql == SQL_EXPIRE || sql == SQL_FAIL)
+        if (sql == SQL_EXPIRE)
                 db_bind_text(st, 2, text);
-        else if (n >= 2)
+        else
                 sqlite3_bind_int64(st, 2, t);
-        if (sql == SQL_RETRY)
-                db_bind_text(st, 3, text);
-        if (sql == SQL_ATTEMPT)
+        if (blob)
                 sqlite3_bind_blob(st, 3, blob, (int) blob_size, SQLITE_STATIC);
+        else if (sql != SQL_EXPIRE && sql != SQL_SENT)
+                db_bind_text(st, 3, text);
         return db_step_done(st);
 }
 
@@ -303,66 +369,88 @@ static void log_row(int prio, const char *mid, const row_t *w, const char *fmt, 
         log_ctx(prio, &ctx, fmt, w->kind, (long long) w->id, detail);
 }
 
-static int ensure_smtp(outbox_t *o)
+static int ensure_pool(outbox_t *o)
 {
         char *err = NULL;
         int r;
 
-        if (o->smtp)
-                return 0;
-        if (!o->password) {
-                r = smtp_load_password(&o->c->smtp, &o->password, &err);
-                if (r < 0) {
-                        log_msg(LOG_ERR, "%s", err ? err : "cannot read the SMTP password");
-                        free(err);
-                        return r;
-                }
+        if (o->pool && o->rebuild && smtp_pool_in_flight(o->pool) == 0) {
+                o->pool = smtp_pool_free(o->pool);
+                forget_password(o);
         }
-        return smtp_new(&o->c->smtp, o->password, &o->smtp);
+        if (o->pool)
+                return 0;
+        o->rebuild = false;
+        r = smtp_load_password(&o->c->smtp, &o->password, &err);
+        if (r < 0) {
+                log_msg(LOG_ERR, "%s", err ? err : "cannot read the SMTP password");
+                free(err);
+                return r;
+        }
+        return smtp_pool_new(o->event, &o->c->smtp, o->password, &o->pool);
 }
 
-static int outcome(outbox_t *o, const row_t *w, const smtp_result_t *res, int64_t now,
-                   deliver_stats_t *stats)
+static void record_outcome(outbox_t *o, const row_t *w, const smtp_result_t *res, int64_t now)
 {
         int64_t give_up = clock_shift(w->first_attempt_at ? w->first_attempt_at : now,
                                       &o->c->smtp.give_up_after, +1);
+        int r;
 
         switch (res->outcome) {
         case SMTP_SENT:
-                stats->sent++;
+                o->stats.sent++;
                 log_row(LOG_INFO, MID_MAIL_SENT, w, "%s email %lld sent%s", "");
-                return update(o->db, SQL_SENT, w->id, now, NULL, NULL, 0);
+                r = update(o->db, SQL_SENT, w->id, now, NULL, NULL, 0);
+                break;
         case SMTP_PERMANENT:
-                stats->failed++;
+                o->stats.failed++;
                 log_row(LOG_WARNING, MID_MAIL_FAILED, w, "%s email %lld refused by the relay: %s", res->reply);
-                return update(o->db, SQL_FAIL, w->id, now, res->reply, NULL, 0);
+                r = update(o->db, SQL_FAIL, w->id, now, res->reply, NULL, 0);
+                break;
         default:
                 if (res->outcome == SMTP_UNREACHABLE)
-                        stats->server_down = true;
+                        o->stats.server_down = true;
                 if (now >= give_up) {
-                        stats->failed++;
+                        o->stats.failed++;
                         log_row(LOG_WARNING, MID_MAIL_FAILED, w, "%s email %lld given up: %s", res->reply);
-                        return update(o->db, SQL_FAIL, w->id, now, res->reply, NULL, 0);
+                        r = update(o->db, SQL_FAIL, w->id, now, res->reply, NULL, 0);
+                        break;
                 }
-                stats->deferred++;
+                o->stats.deferred++;
                 log_row(LOG_NOTICE, MID_MAIL_DEFERRED, w, "%s email %lld deferred: %s", res->reply);
-                return update(o->db, SQL_RETRY, w->id, now + outbox_backoff(w->attempts + 1),
-                              res->reply, NULL, 0);
+                r = update(o->db, SQL_RETRY, w->id, now + outbox_backoff(w->attempts), res->reply, NULL, 0);
         }
+        if (r < 0)
+                /* the row stays marked as sending and is retried at the next start */
+                log_row(LOG_ERR, MID_SCAN_FAILED, w, "%s email %lld: cannot record the outcome: %s",
+                        strerror(-r));
 }
 
-/* Render (once: a retry sends the very same bytes), record the attempt, send. */
-static int deliver_row(outbox_t *o, row_t *w, int64_t now, deliver_stats_t *stats)
+static void pump(outbox_t *o);
+
+static void on_sent(void *userdata, const smtp_result_t *res)
+{
+        row_t *w = userdata;
+        outbox_t *o = w->o;
+
+        record_outcome(o, w, res, clock_now());
+        row_free(w);
+        pump(o);
+}
+
+/* Expire, or render (once: a retry sends the very same bytes) and record the attempt.
+ * 1: ready to send, 0: handled here, <0: error. */
+static int prepare(outbox_t *o, row_t *w, int64_t now)
 {
         const char *why = stale(o->db, o->c, w, now);
-        smtp_result_t res = { 0 };
         char *err = NULL;
         int r;
 
         if (why) {
-                stats->expired++;
+                o->stats.expired++;
                 log_row(LOG_INFO, MID_MAIL_EXPIRED, w, "%s email %lld dropped: %s", why);
-                return update(o->db, SQL_EXPIRE, w->id, now, why, NULL, 0);
+                r = update(o->db, SQL_EXPIRE, w->id, now, why, NULL, 0);
+                return r < 0 ? r : 0;
         }
         if (!w->body) {
                 mail_key_t key = { w->kind, w->occasion, w->session_id, w->registration_id,
@@ -370,49 +458,99 @@ static int deliver_row(outbox_t *o, row_t *w, int64_t now, deliver_stats_t *stat
 
                 r = render_mail(o->db, o->c, o->t, &key, now, &w->body, &w->body_size, &err);
                 if (r < 0) {
-                        stats->failed++;
+                        o->stats.failed++;
                         log_row(LOG_ERR, MID_MAIL_FAILED, w, "%s email %lld cannot be built: %s",
                                 err ? err : "invalid recipient or template");
                         r = update(o->db, SQL_FAIL, w->id, now, err ? err : "cannot be built", NULL, 0);
                         free(err);
-                        return r;
+                        return r < 0 ? r : 0;
                 }
-        }
-        r = ensure_smtp(o);
-        if (r < 0) {
-                stats->server_down = true;
-                return 0;
         }
         r = update(o->db, SQL_ATTEMPT, w->id, now, NULL, w->body, w->body_size);
         if (r < 0)
                 return r;
         w->attempts++;
-        smtp_send(o->smtp, o->c->smtp.from_addr, w->recipient, w->body, w->body_size, &res);
-        return outcome(o, w, &res, now, stats);
+        return 1;
 }
 
-int outbox_deliver(outbox_t *o, int64_t now, unsigned max, deliver_stats_t *stats)
+static int on_wake(sd_event_source *s, uint64_t usec, void *userdata)
 {
-        int handled = 0, r = 0;
+        (void) s;
+        (void) usec;
+        pump(userdata);
+        return 0;
+}
 
-        while ((!max || (unsigned) handled < max) && !stats->server_down) {
-                row_t w = { 0 };
+static void wake_in(outbox_t *o, double secs)
+{
+        uint64_t usec = (uint64_t) (secs * 1e6) + 1000;
 
-                if (!take_token(o)) {
-                        stats->rate_limited = true;
+        if (!o->wake)
+                (void) sd_event_add_time_relative(o->event, &o->wake, CLOCK_MONOTONIC, usec, 1000, on_wake, o);
+        else {
+                (void) sd_event_source_set_time_relative(o->wake, usec);
+                (void) sd_event_source_set_enabled(o->wake, SD_EVENT_ONESHOT);
+        }
+}
+
+/* Fill every free connection with a due row. */
+static void pump(outbox_t *o)
+{
+        int64_t now = clock_now();
+        int r = 0;
+
+        if (o->pumping)
+                return; /* a completion inside submit: the outer loop goes on */
+        o->pumping = true;
+        while (!o->stopping && !o->stats.server_down) {
+                row_t *w = NULL;
+                double wait;
+
+                if (ensure_pool(o) < 0) {
+                        o->stats.server_down = true;
+                        break;
+                }
+                if (smtp_pool_free_slots(o->pool) == 0)
+                        break;
+                if ((wait = take_token(o)) > 0) {
+                        /* only worth waking up for if something is due */
+                        r = next_due(o->db, now, &w);
+                        if (r > 0)
+                                wake_in(o, wait);
+                        row_free(w);
                         break;
                 }
                 r = next_due(o->db, now, &w);
                 if (r <= 0) {
                         o->tokens += 1.0;
-                        row_clear(&w);
                         break;
                 }
-                r = deliver_row(o, &w, now, stats);
-                row_clear(&w);
-                if (r < 0)
+                w->o = o;
+                r = prepare(o, w, now);
+                if (r > 0) {
+                        r = smtp_pool_submit(o->pool, o->c->smtp.from_addr, w->recipient, w->body,
+                                             w->body_size, on_sent, w);
+                        /* on failure the row stays marked as sending: retried at the next start */
+                        if (r < 0)
+                                row_free(w);
+                } else
+                        row_free(w);
+                if (r < 0) {
+                        if (r == -EBUSY)
+                                log_msg(LOG_WARNING, "the database is locked; delivery resumes at the next scan");
+                        else
+                                log_msg(LOG_ERR, "delivery stopped: %s", strerror(-r));
                         break;
-                handled++;
+                }
         }
-        return r < 0 ? r : handled;
+        o->pumping = false;
+        if (!outbox_busy(o) && o->idle_fn)
+                o->idle_fn(o->idle_data);
 }
+
+void outbox_kick(outbox_t *o)
+{
+        o->stats.server_down = false;
+        pump(o);
+}
+

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "db.h"
 #include "render.h"
+#include <systemd/sd-event.h>
 
 /* Queue one email for an occasion (registration_id 0: a session email such as the roster).
  * 1 queued, 0 already queued for that occasion (the unique index decides), <0 error. */
@@ -22,16 +23,27 @@ typedef struct outbox outbox_t;
 
 typedef struct {
         unsigned sent, deferred, failed, expired;
-        bool server_down;  /* the relay is down or refuses us: the rest of the batch waits */
-        bool rate_limited; /* smtp.max_per_minute reached: call again later */
+        bool server_down;  /* the relay is down or refuses us: the rest waits for the next scan */
 } deliver_stats_t;
 
-outbox_t *outbox_new(db_t *db, const config_t *c, const templates_t *t);
+/* Delivery runs in the event loop e: connections, timers and the rate limit live there. */
+outbox_t *outbox_new(db_t *db, const config_t *c, const templates_t *t, sd_event *e);
+/* Abandons transfers in flight: their rows are retried at the next start. */
 outbox_t *outbox_free(outbox_t *o);
 
-/* Deliver rows due at `now`, at most `max` of them (0: all). Returns the number of rows
- * handled (>= 0) or a negative errno (-EBUSY: the database is locked, try later). */
-int outbox_deliver(outbox_t *o, int64_t now, unsigned max, deliver_stats_t *stats);
+/* New settings after a reload; connections are rebuilt once the current ones are idle. */
+void outbox_reconfigure(outbox_t *o, const config_t *c, const templates_t *t);
+
+/* After a scan: forget an earlier "server down" and start sending what is due. */
+void outbox_kick(outbox_t *o);
+/* SIGTERM: start nothing new; transfers in flight finish. */
+void outbox_stop(outbox_t *o);
+/* Transfers in flight, or due rows waiting for the rate limit. */
+bool outbox_busy(const outbox_t *o);
+unsigned outbox_in_flight(const outbox_t *o);
+const deliver_stats_t *outbox_stats(const outbox_t *o);
+/* Called whenever the outbox becomes idle (for shutdown and --once). */
+void outbox_on_idle(outbox_t *o, void (*fn)(void *), void *userdata);
 
 /* Counts for STATUS= and `meccctl status`. */
 int outbox_counts(db_t *db, long *queued, long *failed);

@@ -1,4 +1,4 @@
-/* smtp.c - libcurl SMTP: one easy handle per connection, reused across messages. */
+/* smtp.c - libcurl multi + sd-event: each slot is one easy handle (one connection, reused). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -6,24 +6,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "smtp.h"
 
-struct smtp {
+typedef struct {
+        smtp_pool_t *pool;
         CURL *curl;
-        char errbuf[CURL_ERROR_SIZE];
-        char last_reply[512];   /* the first error reply of a transfer, else the last reply */
-        char last_command[16];
+        bool busy;
         bool failed;            /* the last transfer failed: do not trust its connection */
+        char errbuf[CURL_ERROR_SIZE];
+        char reply[512];        /* the first error reply of a transfer, else the last reply */
+        char command[16];       /* our last command: tells a refused login from a refused rcpt */
         const char *data;
         size_t size, pos;
+        struct curl_slist *rcpts;
+        char from[512];
+        smtp_done_fn done;
+        void *userdata;
+} slot_t;
+
+struct smtp_pool {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer;
+        slot_t *slots;
+        size_t n_slots;
 };
 
 static size_t read_cb(char *buf, size_t size, size_t n, void *userdata)
 {
-        smtp_t *s = userdata;
+        slot_t *s = userdata;
         size_t want = size * n, left = s->size - s->pos;
 
         if (want > left)
@@ -33,46 +48,177 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *userdata)
         return want;
 }
 
-/* Keep the server's last reply line and our last command: the reply explains a failure
- * to the admin, the command tells a refused recipient from a refused login. */
 static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *userdata)
 {
-        smtp_t *s = userdata;
+        slot_t *s = userdata;
         size_t n;
 
         (void) h;
         if (type == CURLINFO_HEADER_IN) {
-                if (s->last_reply[0] == '4' || s->last_reply[0] == '5')
+                if (s->reply[0] == '4' || s->reply[0] == '5')
                         return 0;
-                n = size < sizeof(s->last_reply) - 1 ? size : sizeof(s->last_reply) - 1;
-                memcpy(s->last_reply, data, n);
-                while (n && (s->last_reply[n - 1] == '\n' || s->last_reply[n - 1] == '\r'))
+                n = size < sizeof(s->reply) - 1 ? size : sizeof(s->reply) - 1;
+                memcpy(s->reply, data, n);
+                while (n && (s->reply[n - 1] == '\n' || s->reply[n - 1] == '\r'))
                         n--;
-                s->last_reply[n] = '\0';
+                s->reply[n] = '\0';
         } else if (type == CURLINFO_HEADER_OUT) {
                 n = strcspn(data, " \r\n:");
                 if (n > size)
                         n = size;
-                if (n >= sizeof(s->last_command))
-                        n = sizeof(s->last_command) - 1;
-                memcpy(s->last_command, data, n);
-                s->last_command[n] = '\0';
+                if (n >= sizeof(s->command))
+                        n = sizeof(s->command) - 1;
+                memcpy(s->command, data, n);
+                s->command[n] = '\0';
         }
         return 0;
 }
 
-int smtp_new(const smtp_config_t *cfg, const char *password, smtp_t **ret)
+static bool recipient_stage(const char *cmd)
 {
-        smtp_t *s = calloc(1, sizeof(*s));
+        return strcmp(cmd, "RCPT") == 0 || strcmp(cmd, "DATA") == 0;
+}
 
-        if (!s)
-                return -ENOMEM;
-        s->curl = curl_easy_init();
-        if (!s->curl) {
-                free(s);
-                return -ENOMEM;
+/* Temporary or permanent is read from the reply code, never from the CURLcode alone:
+ * libcurl returns the same code for a 451 and a 550. */
+static void classify(slot_t *s, CURLcode cc, smtp_result_t *ret)
+{
+        long code = 0;
+
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+        ret->code = code;
+        if (cc == CURLE_OK) {
+                ret->outcome = SMTP_SENT;
+                snprintf(ret->reply, sizeof(ret->reply), "%s", s->reply);
+                return;
         }
+        if (code >= 400 && s->reply[0])
+                snprintf(ret->reply, sizeof(ret->reply), "%s", s->reply);
+        else
+                snprintf(ret->reply, sizeof(ret->reply), "%s",
+                         s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc));
+        if (code >= 500 && code < 600)
+                ret->outcome = recipient_stage(s->command) ? SMTP_PERMANENT : SMTP_UNREACHABLE;
+        else if (code >= 400 && code < 500)
+                ret->outcome = recipient_stage(s->command) ? SMTP_TEMPORARY : SMTP_UNREACHABLE;
+        else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+                 cc == CURLE_USE_SSL_FAILED || cc == CURLE_PEER_FAILED_VERIFICATION ||
+                 cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_SSL_CACERT_BADFILE ||
+                 cc == CURLE_LOGIN_DENIED || (cc == CURLE_OPERATION_TIMEDOUT && !s->command[0]))
+                ret->outcome = SMTP_UNREACHABLE;
+        else
+                /* dropped or timed out mid-transaction: the outcome is unknown, so retry
+                 * with the same Message-ID and let the receiving side deduplicate */
+                ret->outcome = SMTP_TEMPORARY;
+}
+
+static void check_done(smtp_pool_t *p)
+{
+        CURLMsg *msg;
+        int left;
+
+        while ((msg = curl_multi_info_read(p->multi, &left))) {
+                slot_t *s = NULL;
+                smtp_result_t res = { 0 };
+
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &s);
+                classify(s, msg->data.result, &res);
+                s->failed = msg->data.result != CURLE_OK;
+                curl_multi_remove_handle(p->multi, s->curl);
+                curl_slist_free_all(s->rcpts);
+                s->rcpts = NULL;
+                s->busy = false;
+                /* last: the callback may submit the next message on this very slot */
+                s->done(s->userdata, &res);
+        }
+}
+
+static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        smtp_pool_t *p = userdata;
+        int action = 0, running;
+
+        (void) src;
+        if (revents & EPOLLIN)
+                action |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                action |= CURL_CSELECT_OUT;
+        if (revents & (EPOLLERR | EPOLLHUP))
+                action |= CURL_CSELECT_ERR;
+        (void) curl_multi_socket_action(p->multi, fd, action, &running);
+        check_done(p);
+        return 0;
+}
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        smtp_pool_t *p = userdata;
+        int running;
+
+        (void) src;
+        (void) usec;
+        (void) curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        check_done(p);
+        return 0;
+}
+
+static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+        smtp_pool_t *p = userp;
+        sd_event_source *io = socketp;
+        uint32_t events = 0;
+
+        (void) e;
+        if (what == CURL_POLL_REMOVE) {
+                if (io) {
+                        sd_event_source_disable_unref(io);
+                        curl_multi_assign(p->multi, fd, NULL);
+                }
+                return 0;
+        }
+        if (what & CURL_POLL_IN)
+                events |= EPOLLIN;
+        if (what & CURL_POLL_OUT)
+                events |= EPOLLOUT;
+        if (io) {
+                if (sd_event_source_set_io_events(io, events) < 0 ||
+                    sd_event_source_set_enabled(io, SD_EVENT_ON) < 0)
+                        return -1;
+                return 0;
+        }
+        if (sd_event_add_io(p->event, &io, fd, events, on_io, p) < 0)
+                return -1;
+        curl_multi_assign(p->multi, fd, io);
+        return 0;
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+        smtp_pool_t *p = userp;
+        uint64_t usec = timeout_ms > 0 ? (uint64_t) timeout_ms * 1000 : 0;
+
+        (void) multi;
+        if (timeout_ms < 0)
+                return p->timer ? sd_event_source_set_enabled(p->timer, SD_EVENT_OFF) : 0;
+        if (!p->timer)
+                return sd_event_add_time_relative(p->event, &p->timer, CLOCK_MONOTONIC, usec, 0,
+                                                  on_timer, p) < 0 ? -1 : 0;
+        if (sd_event_source_set_time_relative(p->timer, usec) < 0 ||
+            sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT) < 0)
+                return -1;
+        return 0;
+}
+
+static int slot_init(slot_t *s, smtp_pool_t *p, const smtp_config_t *cfg, const char *password)
+{
+        s->pool = p;
+        s->curl = curl_easy_init();
+        if (!s->curl)
+                return -ENOMEM;
         curl_easy_setopt(s->curl, CURLOPT_URL, cfg->url);
+        curl_easy_setopt(s->curl, CURLOPT_PRIVATE, s);
         curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(s->curl, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, read_cb);
@@ -84,7 +230,8 @@ int smtp_new(const smtp_config_t *cfg, const char *password, smtp_t **ret)
         curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT, cfg->timeout);
         curl_easy_setopt(s->curl, CURLOPT_TIMEOUT, cfg->timeout);
         /* never fall back to plain text when STARTTLS is expected */
-        curl_easy_setopt(s->curl, CURLOPT_USE_SSL, cfg->tls_required ? (long) CURLUSESSL_ALL : (long) CURLUSESSL_NONE);
+        curl_easy_setopt(s->curl, CURLOPT_USE_SSL,
+                         cfg->tls_required ? (long) CURLUSESSL_ALL : (long) CURLUSESSL_NONE);
         curl_easy_setopt(s->curl, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(s->curl, CURLOPT_SSL_VERIFYHOST, 2L);
         if (cfg->ca_file && *cfg->ca_file) {
@@ -97,78 +244,111 @@ int smtp_new(const smtp_config_t *cfg, const char *password, smtp_t **ret)
                 if (password)
                         curl_easy_setopt(s->curl, CURLOPT_PASSWORD, password);
         }
-        *ret = s;
         return 0;
 }
 
-smtp_t *smtp_free(smtp_t *s)
+int smtp_pool_new(sd_event *e, const smtp_config_t *cfg, const char *password, smtp_pool_t **ret)
 {
-        if (!s)
+        smtp_pool_t *p = calloc(1, sizeof(*p));
+        int r = -ENOMEM;
+
+        if (!p)
+                return -ENOMEM;
+        p->event = sd_event_ref(e);
+        p->n_slots = cfg->connections > 0 ? (size_t) cfg->connections : 1;
+        p->slots = calloc(p->n_slots, sizeof(slot_t));
+        p->multi = curl_multi_init();
+        if (!p->slots || !p->multi)
+                goto fail;
+        curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+        curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+        curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+        curl_multi_setopt(p->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) p->n_slots);
+        curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long) p->n_slots);
+        for (size_t i = 0; i < p->n_slots; i++)
+                if ((r = slot_init(&p->slots[i], p, cfg, password)) < 0)
+                        goto fail;
+        *ret = p;
+        return 0;
+fail:
+        smtp_pool_free(p);
+        return r;
+}
+
+smtp_pool_t *smtp_pool_free(smtp_pool_t *p)
+{
+        if (!p)
                 return NULL;
-        curl_easy_cleanup(s->curl); /* sends QUIT on a live connection */
-        free(s);
+        for (size_t i = 0; p->slots && i < p->n_slots; i++) {
+                slot_t *s = &p->slots[i];
+
+                if (s->busy)
+                        curl_multi_remove_handle(p->multi, s->curl);
+                curl_slist_free_all(s->rcpts);
+                /* sends QUIT on a live connection */
+                if (s->curl)
+                        curl_easy_cleanup(s->curl);
+        }
+        if (p->multi)
+                curl_multi_cleanup(p->multi);
+        sd_event_source_disable_unref(p->timer);
+        sd_event_unref(p->event);
+        free(p->slots);
+        free(p);
         return NULL;
 }
 
-static bool recipient_stage(const char *cmd)
+unsigned smtp_pool_free_slots(const smtp_pool_t *p)
 {
-        return strcmp(cmd, "RCPT") == 0 || strcmp(cmd, "DATA") == 0;
+        unsigned n = 0;
+
+        for (size_t i = 0; i < p->n_slots; i++)
+                n += !p->slots[i].busy;
+        return n;
 }
 
-void smtp_send(smtp_t *s, const char *from, const char *rcpt, const char *data, size_t size,
-               smtp_result_t *ret)
+unsigned smtp_pool_in_flight(const smtp_pool_t *p)
 {
-        struct curl_slist *rcpts = NULL;
-        char from_br[512], rcpt_br[512];
-        CURLcode cc;
-        long code = 0;
+        return (unsigned) p->n_slots - smtp_pool_free_slots(p);
+}
 
-        snprintf(from_br, sizeof(from_br), "<%s>", from);
+int smtp_pool_submit(smtp_pool_t *p, const char *from, const char *rcpt, const char *data,
+                     size_t size, smtp_done_fn done, void *userdata)
+{
+        char rcpt_br[512];
+        slot_t *s = NULL;
+
+        for (size_t i = 0; i < p->n_slots && !s; i++)
+                if (!p->slots[i].busy)
+                        s = &p->slots[i];
+        if (!s)
+                return -EBUSY;
+        snprintf(s->from, sizeof(s->from), "<%s>", from);
         snprintf(rcpt_br, sizeof(rcpt_br), "<%s>", rcpt);
-        rcpts = curl_slist_append(NULL, rcpt_br);
+        s->rcpts = curl_slist_append(NULL, rcpt_br);
+        if (!s->rcpts)
+                return -ENOMEM;
         s->data = data;
         s->size = size;
         s->pos = 0;
-        s->errbuf[0] = s->last_reply[0] = s->last_command[0] = '\0';
-        curl_easy_setopt(s->curl, CURLOPT_MAIL_FROM, from_br);
-        curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, rcpts);
+        s->done = done;
+        s->userdata = userdata;
+        s->errbuf[0] = s->reply[0] = s->command[0] = '\0';
+        curl_easy_setopt(s->curl, CURLOPT_MAIL_FROM, s->from);
+        curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, s->rcpts);
         curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t) size);
         /* a server may keep a connection open after refusing a message but with its
          * session in a state where the next MAIL fails: start clean after any failure */
         curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, (long) s->failed);
-        cc = curl_easy_perform(s->curl);
-        s->failed = cc != CURLE_OK;
-        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
-        curl_slist_free_all(rcpts);
-        curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, NULL);
-
-        ret->code = code;
-        if (cc == CURLE_OK) {
-                ret->outcome = SMTP_SENT;
-                snprintf(ret->reply, sizeof(ret->reply), "%s", s->last_reply);
-                return;
+        if (curl_multi_add_handle(p->multi, s->curl) != CURLM_OK) {
+                curl_slist_free_all(s->rcpts);
+                s->rcpts = NULL;
+                return -EIO;
         }
-        if (code >= 400 && s->last_reply[0])
-                snprintf(ret->reply, sizeof(ret->reply), "%s", s->last_reply);
-        else
-                snprintf(ret->reply, sizeof(ret->reply), "%s",
-                         s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc));
-        if (code >= 500 && code < 600)
-                /* a 5xx to our login or sender is the relay refusing us, not this message */
-                ret->outcome = recipient_stage(s->last_command) ? SMTP_PERMANENT : SMTP_UNREACHABLE;
-        else if (code >= 400 && code < 500)
-                ret->outcome = recipient_stage(s->last_command) ? SMTP_TEMPORARY : SMTP_UNREACHABLE;
-        else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
-                 cc == CURLE_USE_SSL_FAILED || cc == CURLE_PEER_FAILED_VERIFICATION ||
-                 cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_SSL_CACERT_BADFILE ||
-                 cc == CURLE_LOGIN_DENIED || (cc == CURLE_OPERATION_TIMEDOUT && !s->last_command[0]))
-                ret->outcome = SMTP_UNREACHABLE;
-        else
-                /* dropped or timed out mid-transaction: the outcome is unknown, so retry
-                 * with the same Message-ID and let the receiving side deduplicate */
-                ret->outcome = SMTP_TEMPORARY;
+        s->busy = true;
+        return 0;
 }
-
 static int read_secret(int fd, char **ret)
 {
         char buf[1024];

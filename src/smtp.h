@@ -1,6 +1,10 @@
-/* smtp.h - hand a message to the relay over libcurl; knows nothing of registrations. */
+/* smtp.h - hand messages to the relay over libcurl's multi interface, driven by an sd-event
+ * loop, on up to `connections` parallel connections, each reused across messages.
+ * Knows nothing of registrations. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
+#include <systemd/sd-event.h>
 
 #include "config.h"
 
@@ -14,18 +18,25 @@ typedef enum {
 typedef struct {
         smtp_outcome_t outcome;
         long code;        /* the server's reply code, 0 if none */
-        char reply[512];  /* the server's reply text, or libcurl's reason */
+        char reply[512];  /* the server's first error reply, or libcurl's reason */
 } smtp_result_t;
 
-typedef struct smtp smtp_t;
+typedef void (*smtp_done_fn)(void *userdata, const smtp_result_t *res);
 
-/* password may be NULL (no AUTH). The handle keeps its connection across messages. */
-int smtp_new(const smtp_config_t *cfg, const char *password, smtp_t **ret);
-smtp_t *smtp_free(smtp_t *s);
+typedef struct smtp_pool smtp_pool_t;
 
-/* One message to one recipient. from and rcpt are bare, validated addresses. */
-void smtp_send(smtp_t *s, const char *from, const char *rcpt, const char *data, size_t size,
-               smtp_result_t *ret);
+/* password may be NULL (no AUTH). Nothing connects until the first message. */
+int smtp_pool_new(sd_event *e, const smtp_config_t *cfg, const char *password, smtp_pool_t **ret);
+/* Abandons transfers in flight (their callbacks are not called). */
+smtp_pool_t *smtp_pool_free(smtp_pool_t *p);
+
+unsigned smtp_pool_free_slots(const smtp_pool_t *p);
+unsigned smtp_pool_in_flight(const smtp_pool_t *p);
+
+/* Start sending one message to one recipient (bare, validated addresses). data must stay
+ * valid until done is called, from the event loop, exactly once. -EBUSY: no free slot. */
+int smtp_pool_submit(smtp_pool_t *p, const char *from, const char *rcpt, const char *data,
+                     size_t size, smtp_done_fn done, void *userdata);
 
 /* The password from smtp.password_file (refused if group/world readable) or from
  * $CREDENTIALS_DIRECTORY/smtp-password. *ret is NULL when none is configured. */
