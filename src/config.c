@@ -324,10 +324,83 @@ static int convert(cfg_t *cfg, config_t *c)
         return 0;
 }
 
+#define CONFIG_MAX_SIZE (1024 * 1024)
+
+static int read_text(const char *path, char **ret)
+{
+        FILE *f = fopen(path, "re");
+        char *buf = NULL;
+        size_t len = 0, n;
+        int r = 0;
+
+        if (!f)
+                return -errno;
+        buf = malloc(CONFIG_MAX_SIZE + 1);
+        if (!buf) {
+                r = -ENOMEM;
+                goto out;
+        }
+        while ((n = fread(buf + len, 1, CONFIG_MAX_SIZE + 1 - len, f)) > 0 && len + n <= CONFIG_MAX_SIZE)
+                len += n;
+        if (ferror(f))
+                r = -EIO;
+        else if (n > 0)
+                r = -EFBIG;
+        else {
+                buf[len] = '\0';
+                *ret = buf;
+                buf = NULL;
+        }
+out:
+        free(buf);
+        fclose(f);
+        return r;
+}
+
+/* libconfuse 3.3 counts a comment as two extra lines and cannot parse one inside a
+ * list, so comments are blanked out before it sees the text; the newlines stay put and
+ * error messages point at the right line. Its lexer's rules: outside quotes, "#" and
+ * "//" run to the end of the line and C comments to their end; a backslash in a quoted
+ * string escapes the next character. */
+static void blank_comments(char *s)
+{
+        char quote = 0;
+        size_t i = 0;
+
+        while (s[i]) {
+                if (quote) {
+                        if (s[i] == '\\' && s[i + 1])
+                                i++;
+                        else if (s[i] == quote)
+                                quote = 0;
+                        i++;
+                } else if (s[i] == '"' || s[i] == '\'') {
+                        quote = s[i++];
+                } else if (s[i] == '#' || (s[i] == '/' && s[i + 1] == '/')) {
+                        while (s[i] && s[i] != '\n')
+                                s[i++] = ' ';
+                } else if (s[i] == '/' && s[i + 1] == '*') {
+                        s[i++] = ' ';
+                        s[i++] = ' ';
+                        while (s[i] && !(s[i] == '*' && s[i + 1] == '/')) {
+                                if (s[i] != '\n')
+                                        s[i] = ' ';
+                                i++;
+                        }
+                        if (s[i]) {
+                                s[i++] = ' ';
+                                s[i++] = ' ';
+                        }
+                } else
+                        i++;
+        }
+}
+
 int config_load(const char *path, config_t **ret, char **ret_err)
 {
         errsink_t sink = { path, NULL };
         config_t *c = NULL;
+        char *text = NULL;
         char old_zone[128];
         cfg_t *cfg;
         int r;
@@ -342,13 +415,14 @@ int config_load(const char *path, config_t **ret, char **ret_err)
         cfg_set_error_function(cfg, on_error);
         set_validators(cfg);
 
-        r = cfg_parse(cfg, path);
-        if (r == CFG_FILE_ERROR) {
-                r = -errno ? -errno : -ENOENT;
+        r = read_text(path, &text);
+        if (r < 0) {
                 if (asprintf(ret_err, "%s: cannot read: %s", path, strerror(-r)) < 0)
                         *ret_err = NULL;
                 goto out;
         }
+        blank_comments(text);
+        r = cfg_parse_buf(cfg, text);
         if (r != CFG_SUCCESS) {
                 r = -EINVAL;
                 *ret_err = sink.err ? sink.err : strdup("invalid configuration");
@@ -381,6 +455,7 @@ out:
         if (r < 0)
                 (void) clock_set_zone(old_zone);
         current_sink = NULL;
+        free(text);
         free(sink.err);
         config_free(c);
         cfg_free(cfg);
