@@ -41,6 +41,13 @@ for t in "$top"/tests/e2e/test_*.py; do
         count "$log/$name.tap"
 done
 
+# the fuzz targets replay their seed corpora (a regression check; `make fuzz` fuzzes)
+if [ -z "${SKIP_FUZZ:-}" ] && command -v clang >/dev/null; then
+        sh "$top/tests/fuzz/run.sh" >"$log/fuzz.tap" 2>&1
+        sed 's/^/[fuzz] /' "$log/fuzz.tap" | grep -E '^\[fuzz\] (ok|not ok)' || true
+        count "$log/fuzz.tap"
+fi
+
 echo "logs in $log"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
