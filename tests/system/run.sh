@@ -54,12 +54,17 @@ bootstrap() {
         if [ -x "$ROOTFS/lib/systemd/systemd" ] && [ "$(cat "$BASE/root.include" 2>/dev/null)" = "$INCLUDE" ]; then
                 return 0
         fi
-        command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null || return 1
+        if ! command -v debootstrap >/dev/null; then
+                export DEBIAN_FRONTEND=noninteractive
+                { timeout 300 apt-get install -y -qq debootstrap ||
+                        { timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq debootstrap; }; } >/dev/null 2>&1 ||
+                        { echo "# cannot install debootstrap" >&2; return 1; }
+        fi
         m=$(mirror)
         [ -n "$m" ] || { echo "# no Debian mirror in apt's sources; set MIRROR" >&2; return 1; }
         mkdir -p "$BASE"
         rm -rf "$BASE/root.new" "$ROOTFS" "$BASE/root.include"
-        debootstrap --variant=minbase --include="$INCLUDE" bookworm "$BASE/root.new" "$m" \
+        timeout 1200 debootstrap --variant=minbase --include="$INCLUDE" bookworm "$BASE/root.new" "$m" \
                 >"$BASE/debootstrap.log" 2>&1 || { tail -n 20 "$BASE/debootstrap.log" | sed 's/^/# /'; return 1; }
         mv "$BASE/root.new" "$ROOTFS"
         echo "$INCLUDE" >"$BASE/root.include"
@@ -140,7 +145,7 @@ boot() {
                 "$LOG" </dev/null >/dev/null 2>&1 &
         P=$!
         echo "$P" >"$RUN/script.pid"
-        i=0 U= S=
+        i=0 U='' S=''
         while [ $i -lt 50 ]; do
                 U=$(awk '{ print $1 }' "/proc/$P/task/$P/children" 2>/dev/null || true)
                 [ -n "$U" ] && S=$(awk '{ print $1 }' "/proc/$U/task/$U/children" 2>/dev/null || true)
@@ -213,7 +218,7 @@ skip() {
 # plus this test's config, password and relay.
 stage() {
         U=$RUN/upper
-        make -s -C "$TOP" install DESTDIR="$U" PREFIX=/usr/local >"$BASE/install.log" 2>&1 ||
+        timeout 600 make -s -C "$TOP" install DESTDIR="$U" PREFIX=/usr/local >"$BASE/install.log" 2>&1 ||
                 { sed 's/^/# /' "$BASE/install.log" | tail -n 20; return 1; }
         mkdir -p "$U/etc/systemd/system" "$U/srv/systest"
         ln -sfn /dev/null "$U/etc/systemd/system/console-getty.service"
