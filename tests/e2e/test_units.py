@@ -89,7 +89,13 @@ def verify_in_root(with_binary):
     with Root() as root:
         shutil.copytree("/lib/systemd/system", root.p("/usr/lib/systemd/system"), symlinks=True)
         root.put(UNIT, "/usr/lib/systemd/system/meccd.service")
-        root.put("/bin/kill", "/bin/kill", 0o755)
+        if os.path.exists("/bin/kill"):
+            root.put("/bin/kill", "/bin/kill", 0o755)
+        else:  # verify only asks that ExecReload= names an executable
+            os.makedirs(root.p("/bin"), exist_ok=True)
+            with open(root.p("/bin/kill"), "w") as f:
+                f.write("#!/bin/sh\n")
+            os.chmod(root.p("/bin/kill"), 0o755)
         exec_start = unit_settings()["ExecStart"][0].split()[0]
         if with_binary:
             root.put(os.path.join(BUILD, "meccd"), exec_start, 0o755)

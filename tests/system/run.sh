@@ -29,6 +29,7 @@ LOG=$BASE/boot.log
 INCLUDE=systemd,systemd-sysv,dbus,procps,tzdata,libconfuse2,libcurl4,libsqlite3-0,python3-aiosmtpd
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-60}
 SMTP_PORT=2525
+SMTP_HOST=relay.systest.example     # via /etc/hosts: name lookup works in the sandbox
 SMTP_LOGIN=meccd-relay
 
 now() { date +%s.%N; }
@@ -222,6 +223,7 @@ stage() {
                 { sed 's/^/# /' "$BASE/install.log" | tail -n 20; return 1; }
         mkdir -p "$U/etc/systemd/system" "$U/srv/systest"
         ln -sfn /dev/null "$U/etc/systemd/system/console-getty.service"
+        printf '127.0.0.1\tlocalhost\n127.0.0.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$SMTP_HOST" >"$U/etc/hosts"
         write_conf "$U/etc/meccd/meccd.conf"
         PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
         (umask 077 && printf '%s\n' "$PASSWORD" >"$U/etc/meccd/smtp-password" &&
@@ -240,7 +242,7 @@ organisation = "Oxfordshire MECC Training"
 elearning_url = "https://learn.example.org/mecc"
 roster_to = {"mecc-team@example.org"}
 smtp {
-  url = "smtp://127.0.0.1:$SMTP_PORT"
+  url = "smtp://$SMTP_HOST:$SMTP_PORT"
   tls = "none"
   username = "$SMTP_LOGIN"
   from = "MECC Training <mecc@example.org>"
