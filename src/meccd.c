@@ -211,6 +211,7 @@ static int run_loop(daemon_t *d)
                 return r;
         outbox_on_idle(d->outbox, on_idle, d);
         /* the first scan runs at once */
+        d->next_scan = clock_now();
         r = sd_event_add_time_relative(d->event, &d->timer, CLOCK_MONOTONIC, 0, 0, on_timer, d);
         if (r < 0)
                 return r;

@@ -358,7 +358,10 @@ static int read_secret(int fd, char **ret)
                 return -errno;
         buf[n] = '\0';
         buf[strcspn(buf, "\r\n")] = '\0';
-        *ret = strdup(buf);
+        /* an empty credential (the unit's fallback when no file is installed) is none */
+        *ret = buf[0] ? strdup(buf) : NULL;
+        if (!buf[0])
+                return 0;
         explicit_bzero(buf, sizeof(buf));
         return *ret ? 0 : -ENOMEM;
 }
