@@ -229,3 +229,28 @@ def test_mail_server_down_then_back(env):
     env.scan("2026-09-02 10:05")
     assert len(env.smtp.messages) == 2
     assert_no_repeats(env)
+
+
+def test_cutoff_across_the_october_clock_change(env):
+    # Monday 26 October 2026 is on GMT; a week before, the clocks still said BST
+    sid = env.add_session("MECC live session", "2026-10-26 10:30", "2026-10-26 12:00", 5)
+    show = env.ctl_json("session", "show", sid)
+    assert show["starts_at"] == "2026-10-26T10:30:00Z", show
+    assert show["closes_at"] == "2026-10-19T09:30:00Z", show
+
+    early = env.register(sid, "Ann", "ann@example.org", "2026-10-19 10:28")
+    env.scan("2026-10-19 10:29")
+    assert reg_status(env, early) == "booked"
+    late = env.register(sid, "Bob", "bob@example.org", "2026-10-19 10:29")
+    env.scan("2026-10-19 10:30")
+    assert reg_status(env, late) == "late"
+    assert env.kinds("bob@example.org") == ["late"]
+    assert env.kinds("mecc-team@example.org") == ["roster"]
+    conf = env.mails(to="ann@example.org", kind="confirmation")[0]
+    assert "Monday 26 October 2026" in str(conf["msg"]["Subject"])
+    assert "10:30\u201312:00 GMT" in body_text(conf)
+    # the joining link two calendar days before: Saturday 10:30 BST, 49 hours ahead
+    env.scan("2026-10-24 10:29")
+    assert env.mails(kind="joining_link") == []
+    env.scan("2026-10-24 10:30")
+    assert env.kinds("ann@example.org")[-1] == "joining_link"

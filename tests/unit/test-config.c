@@ -202,6 +202,10 @@ static void test_defaults(void **state)
         char *err = NULL;
 
         (void) state;
+        /* an empty file is a valid one */
+        write_conf("");
+        assert_int_equal(config_load(path, &c, &err), 0);
+        c = config_free(c);
         assert_int_equal(clock_set_zone("UTC"), 0);
         write_conf("# nothing but a comment\n");
         assert_int_equal(config_load(path, &c, &err), 0);
