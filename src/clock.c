@@ -181,8 +181,10 @@ int clock_parse_time(const char *s, int64_t *ret)
                 t = (int64_t) timegm(&tm) - off;
         else
                 t = (int64_t) mktime(&tm);
-        /* mktime/timegm normalise 31 February into March: refuse instead */
-        if (tm.tm_mday != d || tm.tm_mon != mo - 1)
+        /* mktime/timegm normalise 31 February into March, and a local time in the hour
+         * skipped when the clocks go forward into the next hour: refuse both */
+        if (tm.tm_mday != d || tm.tm_mon != mo - 1 ||
+            (!has_zone && sec < 60 && (tm.tm_hour != h || tm.tm_min != mi)))
                 return -EINVAL;
         *ret = t;
         return 0;

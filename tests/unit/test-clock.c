@@ -179,6 +179,27 @@ static void test_parse_time_rejects(void **state)
         assert_int_equal(clock_parse_time(NULL, &t), -EINVAL);
 }
 
+static void test_parse_time_around_the_changes(void **state)
+{
+        int64_t t = 42;
+        char buf[64];
+
+        (void) state;
+        /* 01:30 on 29 March 2026 never happens in London: the clocks jump 01:00 -> 02:00 */
+        assert_int_equal(clock_parse_time("2026-03-29 01:30", &t), -EINVAL);
+        assert_int_equal(clock_parse_time("2026-03-29T01:00", &t), -EINVAL);
+        assert_int_equal(t, 42);
+        check_time("2026-03-29 00:59", INT64_C(1774745940));
+        check_time("2026-03-29 02:00", INT64_C(1774746000));
+        check_time("2026-03-29 01:30Z", INT64_C(1774747800));
+        /* 01:30 on 25 October happens twice; an explicit offset picks one */
+        check_time("2026-10-25 01:30+01:00", INT64_C(1792888200));
+        check_time("2026-10-25 01:30+00:00", INT64_C(1792891800));
+        assert_int_equal(clock_parse_time("2026-10-25 01:30", &t), 0);
+        clock_format_local(t, buf, sizeof(buf));
+        assert_true(strcmp(buf, "2026-10-25 01:30 BST") == 0 || strcmp(buf, "2026-10-25 01:30 GMT") == 0);
+}
+
 static void test_formats_for_people(void **state)
 {
         char buf[128];
@@ -257,6 +278,7 @@ int main(void)
                 cmocka_unit_test_setup(test_hours_are_elapsed_time, setup),
                 cmocka_unit_test_setup(test_parse_time_formats, setup),
                 cmocka_unit_test_setup(test_parse_time_rejects, setup),
+                cmocka_unit_test_setup(test_parse_time_around_the_changes, setup),
                 cmocka_unit_test_setup(test_formats_for_people, setup),
                 cmocka_unit_test_setup(test_formats_follow_the_zone, setup),
                 cmocka_unit_test_setup(test_unknown_zone_keeps_the_old_one, setup),
