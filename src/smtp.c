@@ -63,11 +63,13 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *
                         n--;
                 s->reply[n] = '\0';
         } else if (type == CURLINFO_HEADER_OUT) {
-                n = strcspn(data, " \r\n:");
-                if (n > size)
-                        n = size;
-                if (n >= sizeof(s->command))
-                        n = sizeof(s->command) - 1;
+                /* after a refusal libcurl sends QUIT: keep the command that was refused */
+                if (s->reply[0] == '4' || s->reply[0] == '5')
+                        return 0;
+                /* data is not NUL-terminated */
+                for (n = 0; n < size && n < sizeof(s->command) - 1; n++)
+                        if (strchr(" \r\n:", data[n]))
+                                break;
                 memcpy(s->command, data, n);
                 s->command[n] = '\0';
         }
