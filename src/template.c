@@ -197,26 +197,40 @@ static const char *skip_bom(const char *s) {
         return strncmp(s, "\xef\xbb\xbf", 3) == 0 ? s + 3 : s;
 }
 
-/* Copy s with every CRLF turned into LF, so the body has the one line end message.h wants. */
+/* Copy s with CRs dropped before each LF, so the body has the one line end message.h wants;
+ * "\r\r\n" comes from converting a CRLF file twice and is one line end too. */
 static char *strdup_lf(const char *s) {
         char *d = malloc(strlen(s) + 1), *q = d;
 
         if (!d)
                 return NULL;
-        for (; *s; s++)
-                if (!(s[0] == '\r' && s[1] == '\n'))
-                        *q++ = *s;
+        for (; *s; s++) {
+                size_t cr = strspn(s, "\r");
+
+                if (cr > 0 && s[cr] == '\n')
+                        s += cr;
+                *q++ = *s;
+        }
         *q = '\0';
         return d;
 }
 
+/* End of the line at s, before its CRs; *ret_next is where the next line starts. */
+static const char *line_end(const char *s, const char **ret_next) {
+        const char *eol = s + strcspn(s, "\n"), *e = eol;
+
+        while (e > s && e[-1] == '\r')
+                e--;
+        *ret_next = *eol ? eol + 1 : eol;
+        return e;
+}
+
 int template_split_subject(const char *text, char **ret_subject, char **ret_body, char **ret_err) {
-        const char *s = skip_bom(text), *eol, *v, *e, *body;
+        const char *s = skip_bom(text), *v, *e, *body, *next;
         char *subject = NULL, *b = NULL;
         int r;
 
-        eol = s + strcspn(s, "\n");
-        e = eol > s && eol[-1] == '\r' ? eol - 1 : eol;
+        e = line_end(s, &body);
         if (strncasecmp(s, "Subject:", 8) != 0)
                 return set_error(ret_err, "line 1 must be \"Subject: ...\"");
         for (v = s + 8; v < e && is_blank(*v); v++)
@@ -229,11 +243,8 @@ int template_split_subject(const char *text, char **ret_subject, char **ret_body
                 if (((unsigned char) *c < ' ' && *c != '\t') || *c == 0x7f)
                         return set_error(ret_err, "control character in Subject on line 1");
 
-        body = *eol ? eol + 1 : eol;
-        if (body[0] == '\n')
-                body += 1;
-        else if (body[0] == '\r' && body[1] == '\n')
-                body += 2;
+        if (line_end(body, &next) == body) /* one blank line after the subject */
+                body = next;
 
         subject = strndup(v, e - v);
         b = strdup_lf(body);

@@ -196,6 +196,8 @@ static void test_split_subject_crlf_and_bom(void **state) {
                      "Booked", "Dear {{name}},\nThanks.\n");
         expect_split("\xef\xbb\xbfSubject: Booked\n\nBody", "Booked", "Body");
         expect_split("Subject: Booked\r\nBody\r\n", "Booked", "Body\n");
+        /* converted twice; a CR elsewhere stays */
+        expect_split("Subject: Booked\r\r\n\r\r\nBody\r\r\nx\ry\r", "Booked", "Body\nx\ry\r");
 }
 
 static void test_split_subject_errors(void **state) {
