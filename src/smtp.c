@@ -372,7 +372,7 @@ int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err)
 {
         const char *creds = getenv("CREDENTIALS_DIRECTORY");
         char path[4096];
-        struct stat st;
+        struct stat st = { 0 };
         int fd, r;
 
         *ret = NULL;
@@ -395,8 +395,9 @@ int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err)
         if (fstat(fd, &st) < 0 || (cfg->password_file && *cfg->password_file &&
                                    (st.st_mode & (S_IRWXG | S_IRWXO)))) {
                 close(fd);
-                if (asprintf(ret_err, "password file %s: readable by group or others; "
-                                      "make it mode 0600 (chmod 600)", path) < 0)
+                if (asprintf(ret_err, "password file %s has mode %04o: readable by group or "
+                                      "others; make it mode 0600 (chmod 600)", path,
+                             (unsigned) (st.st_mode & 07777)) < 0)
                         *ret_err = NULL;
                 return -EPERM;
         }
