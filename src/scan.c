@@ -487,6 +487,26 @@ static const char SQL_NEED_JOIN[] =
         " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = ?1"
         "   AND ifnull(o.registration_id, 0) = r.id AND o.kind = 'joining_link' AND o.occasion = '')";
 
+/* With require_elearning, those whose link is held back hear why, once, at its moment. */
+static const char SQL_LINK_WAITING[] =
+        "SELECT r.id FROM registrations r WHERE r.session_id = ?1 AND r.status = 'booked'"
+        " AND r.elearning_done_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = ?1"
+        "   AND o.registration_id = r.id AND o.kind = 'elearning_reminder'"
+        "   AND o.occasion = 'link-waiting')";
+
+static int join_session(db_t *db, const config_t *c, int64_t now, const session_t *s)
+{
+        int r, queued;
+
+        r = queue_each(db, c, SQL_NEED_JOIN, s->id, c->require_elearning, "joining_link", "", now);
+        if (r < 0 || !c->require_elearning)
+                return r;
+        queued = r;
+        r = queue_each(db, c, SQL_LINK_WAITING, s->id, 0, "elearning_reminder", "link-waiting", now);
+        return r < 0 ? r : queued + r;
+}
+
 int scan_join(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 {
         int64_t *ids = NULL;
@@ -501,8 +521,7 @@ int scan_join(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
                 if (r <= 0)
                         continue;
                 if (now >= plan_joining_at(c, s.starts_at)) {
-                        r = queue_each(db, c, SQL_NEED_JOIN, s.id, c->require_elearning,
-                                       "joining_link", "", now);
+                        r = join_session(db, c, now, &s);
                         if (r > 0)
                                 stats->queued += r;
                 }
