@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "addr.h"
 #include "clock.h"
@@ -265,20 +266,24 @@ static int roster(db_t *db, int64_t sid, char **ret_text, char **ret_csv, size_t
         return 0;
 }
 
-static char *time_to_go(const char *occasion)
+/* How far off the start is, counted in calendar days of the zone: a reminder that goes
+ * late (a relay outage, a session moved) still tells the truth. */
+static char *time_to_go(int64_t now, int64_t starts_at)
 {
-        duration_t d;
+        time_t a = (time_t) now, b = (time_t) starts_at;
+        struct tm ta, tb;
+        long days;
         char *out = NULL;
 
-        if (clock_parse_duration(occasion, &d) < 0)
+        if (!localtime_r(&a, &ta) || !localtime_r(&b, &tb))
                 return strdup("soon");
-        if (d.days == 1 && d.secs == 0)
+        ta.tm_hour = ta.tm_min = ta.tm_sec = tb.tm_hour = tb.tm_min = tb.tm_sec = 0;
+        days = (long) ((timegm(&tb) - timegm(&ta)) / 86400);
+        if (days <= 0)
+                return strdup(now < starts_at ? "today" : "soon");
+        if (days == 1)
                 return strdup("tomorrow");
-        if (d.days && d.secs == 0)
-                return asprintf(&out, "in %d days", d.days) < 0 ? NULL : out;
-        if (d.days == 0 && d.secs % 3600 == 0)
-                return asprintf(&out, "in %lld hours", (long long) (d.secs / 3600)) < 0 ? NULL : out;
-        return asprintf(&out, "in %lld minutes", (long long) (duration_approx_secs(&d) / 60)) < 0 ? NULL : out;
+        return asprintf(&out, "in %ld days", days) < 0 ? NULL : out;
 }
 
 /* ---- building --------------------------------------------------------------------- */
@@ -330,23 +335,35 @@ static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now,
                 session_t *s, char **ret_csv, size_t *ret_csv_size)
 {
         registration_t g = { 0 };
+        bool gated;
         int r;
 
         r = db_session_get(db, key->session_id, s);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
         set_common(vals, c);
-        set_session(vals, c, s);
         if (key->registration_id) {
                 r = db_registration_get(db, key->registration_id, &g);
                 if (r <= 0)
                         return r < 0 ? r : -ENOENT;
+                /* require_elearning: the link (and the .ics carrying it) waits for the
+                 * e-learning in every email, not only in joining_link */
+                gated = c->require_elearning && !g.elearning_done_at;
+                if (gated) {
+                        free(s->join_url);
+                        s->join_url = NULL;
+                }
+                set_session(vals, c, s);
+                if (gated)
+                        set(vals, V_JOIN, "We will send you the joining link as soon as you have "
+                                          "completed the e-learning.");
                 set_owned(vals, V_NAME, strdup(g.name));
                 set_owned(vals, V_EMAIL, strdup(g.email));
                 set_owned(vals, V_TOKEN, g.token ? strdup(g.token) : NULL);
                 set_owned(vals, V_CANCEL, cancel_url(c, g.token));
                 registration_clear(&g);
         } else {
+                set_session(vals, c, s);
                 set(vals, V_NAME, "colleague");
                 set(vals, V_EMAIL, key->recipient);
         }
@@ -356,7 +373,7 @@ static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now,
         if (!strcmp(key->kind, "elearning_reminder")) {
                 bool waiting = strcmp(key->occasion, "link-waiting") == 0;
 
-                set_owned(vals, V_TIME_TO_GO, waiting ? strdup("very soon") : time_to_go(key->occasion));
+                set_owned(vals, V_TIME_TO_GO, time_to_go(now, s->starts_at));
                 set(vals, V_NOTE, waiting ? "Your joining link is ready and waiting: we will send it as soon "
                                             "as you have completed the e-learning." : "");
         }
