@@ -363,8 +363,9 @@ static char *change_note(const session_t *s, int64_t start, int64_t end, const c
                 clock_format_time_range(start, end, range, sizeof(range));
                 fprintf(f, "The session now takes place on %s, %s.", date, range);
         }
+        /* the link itself is shown by the template, and held back with require_elearning */
         if (join && (!s->join_url || strcmp(join, s->join_url) != 0))
-                fprintf(f, "%sThere is a new joining link: %s", size ? "\n" : "", join);
+                fprintf(f, "%sThe joining link has changed.", ftell(f) ? "\n" : "");
         fclose(f);
         return buf;
 }
@@ -983,7 +984,9 @@ static int cmd_preview(ctl_t *x, int argc, char **argv)
 {
         templates_t *t = NULL;
         registration_t g;
-        char *out = NULL, *err = NULL, *mid = NULL, *occ = NULL, fake[128];
+        session_t s = { 0 };
+        const char *trainer = NULL;
+        char *out = NULL, *err = NULL, *mid = NULL, fake[128], occ[32] = "";
         size_t size = 0;
         int64_t id;
         sqlite3_stmt *st;
@@ -1011,12 +1014,14 @@ static int cmd_preview(ctl_t *x, int argc, char **argv)
                 mid = db_col_text(st, 0);
         sqlite3_reset(st);
         snprintf(fake, sizeof(fake), "<preview.%lld.%s@meccd.invalid>", (long long) id, argv[1]);
-        occ = strdup(!strcmp(argv[1], "elearning_reminder") && x->cfg->n_reminders_elearning ? "3d" : "");
         if (!strcmp(argv[1], "elearning_reminder") && x->cfg->n_reminders_elearning)
-                plan_duration_name(config_last_reminder(x->cfg), occ, 4);
+                plan_duration_name(config_last_reminder(x->cfg), occ, sizeof(occ));
+        if (roster && db_session_get(x->db, g.session_id, &s) > 0 && s.trainer_email && *s.trainer_email)
+                trainer = s.trainer_email;
         {
-                const char *to = roster ? (x->cfg->n_roster_to ? x->cfg->roster_to[0] : g.email) : g.email;
-                mail_key_t key = { argv[1], occ ? occ : "", g.session_id, roster ? 0 : id, to, mid ? mid : fake };
+                const char *to = roster ? (trainer ? trainer : x->cfg->n_roster_to ? x->cfg->roster_to[0] : g.email)
+                                        : g.email;
+                mail_key_t key = { argv[1], occ, g.session_id, roster ? 0 : id, to, mid ? mid : fake };
 
                 r = render_mail(x->db, x->cfg, t, &key, x->now, &out, &size, &err);
         }
@@ -1031,7 +1036,7 @@ out:
         free(out);
         free(err);
         free(mid);
-        free(occ);
+        session_clear(&s);
         templates_free(t);
         registration_clear(&g);
         return r;
@@ -1039,17 +1044,19 @@ out:
 
 static const char SQL_ALL_SESSION_TIMES[] =
         "SELECT starts_at, ends_at, ifnull(closes_at, 0) FROM sessions WHERE erased_at IS NULL";
-static const char SQL_NEW_ROWS[] =
-        "SELECT id, max(created_at, next_attempt_at), kind, ifnull(registration_id, 0), session_id"
-        " FROM outbox WHERE status = 'queued' ORDER BY id";
-static const char SQL_MARK_DONE[] = "UPDATE outbox SET status = 'sent' WHERE status = 'queued'";
+static const char SQL_NEXT_RETRY[] =
+        "SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued' AND next_attempt_at > ?1";
+static const char SQL_DUE_ROWS[] =
+        "SELECT id, kind, ifnull(registration_id, 0), session_id, recipient FROM outbox"
+        " WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id";
+static const char SQL_RETIRE[] = "UPDATE outbox SET status = ?2 WHERE id = ?1";
 
+/* The next moment a scan has something new to do, or a deferred email is due again. */
 static int64_t next_moment(ctl_t *x, db_t *db, int64_t after)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_ALL_SESSION_TIMES);
         int64_t best = INT64_MAX;
 
-        (void) x;
         while (db_step(st) == 1) {
                 int64_t t = plan_next_moment(x->cfg, sqlite3_column_int64(st, 0),
                                              sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2), after);
@@ -1057,36 +1064,112 @@ static int64_t next_moment(ctl_t *x, db_t *db, int64_t after)
                         best = t;
         }
         sqlite3_reset(st);
+        st = db_stmt(db, SQL_NEXT_RETRY);
+        sqlite3_bind_int64(st, 1, after);
+        if (db_step(st) == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL &&
+            sqlite3_column_int64(st, 0) < best)
+                best = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
         return best;
 }
 
-/* Print and retire what the simulated scans queued. */
-static int emit(db_t *db, int *n, bool json)
+/* Whether delivery at `at` would drop the email as no longer true. These are the questions
+ * outbox.c asks before sending; they matter here for emails queued before the dry run
+ * (a relay outage), since what the simulated scans queue is true when queued. */
+static bool would_expire(db_t *db, const config_t *c, int64_t sid, int64_t rid, const char *kind,
+                         const char *rcpt, int64_t at)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_NEW_ROWS);
+        session_t s = { 0 };
+        registration_t g = { 0 };
+        bool gone;
+
+        if (db_session_get(db, sid, &s) <= 0)
+                return true;
+        if (rid && db_registration_get(db, rid, &g) <= 0) {
+                session_clear(&s);
+                return true;
+        }
+        gone = !*rcpt || (rid && (!*g.email || !strcmp(g.status, "cancelled"))) ||
+               (!strcmp(s.status, "cancelled") && strcmp(kind, "session_cancelled") &&
+                strcmp(kind, "late") && strcmp(kind, "not_placed")) ||
+               ((!strcmp(kind, "joining_link") || !strcmp(kind, "session_changed")) && at >= s.starts_at) ||
+               (!strcmp(kind, "elearning_reminder") && g.elearning_done_at) ||
+               (!strcmp(kind, "promoted") && at >= plan_cutoff(c, s.starts_at, s.closes_at)) ||
+               ((!strcmp(kind, "confirmation") || !strcmp(kind, "promoted")) && strcmp(g.status, "booked")) ||
+               (!strcmp(kind, "waitlisted") && strcmp(g.status, "waitlisted"));
+        session_clear(&s);
+        registration_clear(&g);
+        return gone;
+}
+
+typedef struct {
+        int64_t id, reg, sid;
+        char *kind;
+        bool expired;
+} due_t;
+
+static int collect_due(ctl_t *x, db_t *db, int64_t t, due_t **ret, size_t *ret_n)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_DUE_ROWS);
+        due_t *rows = NULL;
+        size_t n = 0;
         int r;
 
+        sqlite3_bind_int64(st, 1, t);
         while ((r = db_step(st)) == 1) {
-                int64_t at = sqlite3_column_int64(st, 1), reg = sqlite3_column_int64(st, 3);
-                const char *kind = (const char *) sqlite3_column_text(st, 2);
-                char a[64], rs[24] = "-";
+                due_t *p = realloc(rows, (n + 1) * sizeof(*rows));
 
-                if (reg)
-                        snprintf(rs, sizeof(rs), "%lld", (long long) reg);
-                if (json) {
-                        printf("%s{\"at\":", *n ? "," : "");
-                        json_time(at);
-                        printf(",\"kind\":\"%s\",\"registration_id\":%s,\"session_id\":%lld}", kind,
-                               reg ? rs : "null", (long long) sqlite3_column_int64(st, 4));
-                } else
-                        printf("%-22s %-19s %-6s %lld\n", local_time(at, a, sizeof(a)), kind, rs,
-                               (long long) sqlite3_column_int64(st, 4));
-                (*n)++;
+                if (!p) {
+                        r = -ENOMEM;
+                        break;
+                }
+                rows = p;
+                rows[n] = (due_t) { sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2),
+                                    sqlite3_column_int64(st, 3), db_col_text(st, 1), false };
+                rows[n].expired = would_expire(db, x->cfg, rows[n].sid, rows[n].reg, rows[n].kind,
+                                               (const char *) sqlite3_column_text(st, 4), t);
+                n++;
         }
         sqlite3_reset(st);
-        if (r < 0)
-                return r;
-        return db_step_done(db_stmt(db, SQL_MARK_DONE));
+        *ret = rows;
+        *ret_n = n;
+        return r;
+}
+
+/* Print what would be sent at t, and retire it (sent or expired) in the copy. */
+static int emit(ctl_t *x, db_t *db, int64_t t, int *n)
+{
+        due_t *rows = NULL;
+        size_t m = 0;
+        int r;
+
+        r = collect_due(x, db, t, &rows, &m);
+        for (size_t i = 0; i < m && r >= 0; i++) {
+                sqlite3_stmt *st = db_stmt(db, SQL_RETIRE);
+                char a[64], rs[24] = "-";
+
+                sqlite3_bind_int64(st, 1, rows[i].id);
+                sqlite3_bind_text(st, 2, rows[i].expired ? "expired" : "sent", -1, SQLITE_STATIC);
+                r = db_step_done(st);
+                if (r < 0 || rows[i].expired)
+                        continue;
+                if (rows[i].reg)
+                        snprintf(rs, sizeof(rs), "%lld", (long long) rows[i].reg);
+                if (x->json) {
+                        printf("%s{\"at\":", *n ? "," : "");
+                        json_time(t);
+                        printf(",\"kind\":\"%s\",\"registration_id\":%s,\"session_id\":%lld}",
+                               rows[i].kind ? rows[i].kind : "", rows[i].reg ? rs : "null",
+                               (long long) rows[i].sid);
+                } else
+                        printf("%-22s %-19s %-6s %lld\n", local_time(t, a, sizeof(a)),
+                               rows[i].kind ? rows[i].kind : "", rs, (long long) rows[i].sid);
+                (*n)++;
+        }
+        for (size_t i = 0; i < m; i++)
+                free(rows[i].kind);
+        free(rows);
+        return r < 0 ? r : 0;
 }
 
 static int cmd_upcoming(ctl_t *x, int argc, char **argv)
@@ -1113,7 +1196,7 @@ static int cmd_upcoming(ctl_t *x, int argc, char **argv)
         while (t <= until) {
                 r = scan_run(copy, x->cfg, t, NULL);
                 if (r >= 0)
-                        r = emit(copy, &n, x->json);
+                        r = emit(x, copy, t, &n);
                 if (r < 0)
                         break;
                 t = next_moment(x, copy, t);
