@@ -102,9 +102,15 @@ static void put_line(buf_t *out, const buf_t *line) {
         size_t n = line->size, room = FOLD_OCTETS;
 
         while (n > room) {
-                size_t cut = room;
+                size_t cut = room, bs = 0;
 
                 while (cut > 1 && ((unsigned char) s[cut] & 0xc0) == 0x80)
+                        cut--;
+                /* keep a TEXT escape such as \n or \, whole: splitting it is legal, but not
+                 * every importer unfolds before it unescapes */
+                while (bs < cut && s[cut - 1 - bs] == '\\')
+                        bs++;
+                if (bs % 2 == 1 && cut > 1)
                         cut--;
                 buf_put(out, s, cut);
                 buf_puts(out, "\r\n ");

@@ -253,8 +253,8 @@ static void q_put(buf_t *b, const char *s, size_t n) {
 /* The whole of s as encoded-words, each at most 75 characters on a line of at most 76,
  * split only between UTF-8 characters (RFC 2047 5, 6.2). */
 static void hdr_encoded(hdr_t *h, const char *s, size_t n) {
-        /* Q while it stays readable (mostly ASCII), B for text that is mostly not */
-        bool use_b = q_len(s, n) > n + 2 * (n / 3);
+        /* Q while it stays readable (mostly Latin script), B for text that is mostly not */
+        bool use_b = 2 * q_len(s, n) > 3 * b_len(n);
         bool first = true;
 
         for (size_t i = 0; i < n;) {

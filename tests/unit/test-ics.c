@@ -232,6 +232,31 @@ static void test_folding_multibyte(void **state) {
         free(out);
 }
 
+static void test_folding_keeps_escapes(void **state) {
+        ics_event_t e = base();
+        char summary[200];
+        char *out;
+
+        (void) state;
+        /* every padding puts some escape (\, \\ \; \n) across a 75-octet fold */
+        for (int pad = 60; pad < 80; pad++) {
+                memset(summary, 'a', pad);
+                strcpy(summary + pad, ",\\;\n,,,\\\\\\\n;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;");
+                e.summary = summary;
+                out = build(&e);
+                for (const char *line = out; *line; line = strstr(line, "\r\n") + 2) {
+                        const char *end = strstr(line, "\r\n");
+                        size_t bs = 0;
+
+                        while (end - bs > line && end[-1 - (ptrdiff_t) bs] == '\\')
+                                bs++;
+                        if (bs % 2)
+                                fail_msg("a fold splits an escape: %.*s", (int) (end - line), line);
+                }
+                free(out);
+        }
+}
+
 static void test_london_2026_transitions(void **state) {
         ics_event_t e = base();
         char *out, *u, *daylight, *standard;
@@ -363,6 +388,7 @@ int main(void) {
                 cmocka_unit_test(test_text_escaping),
                 cmocka_unit_test(test_injection),
                 cmocka_unit_test(test_folding_multibyte),
+                cmocka_unit_test(test_folding_keeps_escapes),
                 cmocka_unit_test(test_london_2026_transitions),
                 cmocka_unit_test(test_winter_event),
                 cmocka_unit_test(test_other_zones),
