@@ -858,9 +858,16 @@ static int cmd_import(ctl_t *x, int argc, char **argv)
                 db_rollback(x->db);
                 goto out;
         }
-        if (!x->json)
-                printf("%zu row%s imported%s\n", t->n_rows - 1, t->n_rows == 2 ? "" : "s",
-                       missing ? "; some addresses were not found (listed above)" : "");
+        if (x->json)
+                goto out;
+        if (regs)
+                printf("%zu registration%s imported\n", t->n_rows - 1, t->n_rows == 2 ? "" : "s");
+        else if (!missing)
+                printf("%zu completion%s recorded\n", t->n_rows - 1, t->n_rows == 2 ? "" : "s");
+        else
+                printf("%zu completion%s recorded; %u address%s not found (listed above)\n",
+                       t->n_rows - 1 - missing, t->n_rows - 1 - missing == 1 ? "" : "s",
+                       missing, missing == 1 ? "" : "es");
 out:
         csv_table_free(t);
         return r;
@@ -1213,49 +1220,115 @@ static const char SQL_OPEN_SEATS[] =
         "SELECT count(*), ifnull(sum(max(capacity - (SELECT count(*) FROM registrations r"
         " WHERE r.session_id = s.id AND r.status = 'booked'), 0)), 0) FROM sessions s WHERE status = 'open'";
 static const char SQL_NEW_COUNT[] = "SELECT count(*) FROM registrations WHERE status = 'new'";
+/* Emails that should have gone by now: the relay is down or refusing us for a while. */
+static const char SQL_OVERDUE[] =
+        "SELECT count(*) FROM outbox WHERE status = 'queued' AND created_at <= ?1";
+
+#define OVERDUE_AFTER 3600
+
+typedef struct {
+        long queued, failed, overdue, open, seats, fresh;
+        int64_t last_scan;
+        bool scanning, healthy;
+} health_t;
+
+static long count_query(db_t *db, const char *sql, int64_t arg)
+{
+        sqlite3_stmt *st = db_stmt(db, sql);
+        long v = 0;
+
+        if (!st)
+                return 0;
+        if (sqlite3_bind_parameter_count(st) >= 1)
+                sqlite3_bind_int64(st, 1, arg);
+        if (db_step(st) == 1)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return v;
+}
+
+static int get_health(ctl_t *x, health_t *h)
+{
+        sqlite3_stmt *st;
+        char *last = db_meta_get(x->db, "last_scan_at");
+        int r;
+
+        h->last_scan = last ? strtoll(last, NULL, 10) : 0;
+        free(last);
+        r = outbox_counts(x->db, &h->queued, &h->failed);
+        if (r < 0)
+                return r;
+        st = db_stmt(x->db, SQL_OPEN_SEATS);
+        if (st && db_step(st) == 1) {
+                h->open = sqlite3_column_int64(st, 0);
+                h->seats = sqlite3_column_int64(st, 1);
+        }
+        if (st)
+                sqlite3_reset(st);
+        h->fresh = count_query(x->db, SQL_NEW_COUNT, 0);
+        h->overdue = count_query(x->db, SQL_OVERDUE, x->now - OVERDUE_AFTER);
+        h->scanning = h->last_scan && x->now - h->last_scan < 3 * x->cfg->scan_interval + 60;
+        h->healthy = h->scanning && h->failed == 0 && h->overdue == 0;
+        return 0;
+}
+
+/* "is it healthy?" in one line, with what to look at when it is not */
+static void print_verdict(ctl_t *x, const health_t *h)
+{
+        const char *sep = "";
+
+        if (h->healthy) {
+                puts("health:            OK");
+                return;
+        }
+        fputs("health:            needs attention: ", stdout);
+        if (!h->scanning) {
+                if (h->last_scan)
+                        printf("no scan for %lld minutes (is meccd running?)",
+                               (long long) ((x->now - h->last_scan) / 60));
+                else
+                        fputs("meccd has never scanned this database (is it running?)", stdout);
+                sep = "; ";
+        }
+        if (h->overdue) {
+                printf("%s%ld email%s waiting for over an hour (is the mail relay up?)", sep,
+                       h->overdue, h->overdue == 1 ? "" : "s");
+                sep = "; ";
+        }
+        if (h->failed)
+                printf("%s%ld email%s failed", sep, h->failed, h->failed == 1 ? "" : "s");
+        putchar('\n');
+}
 
 static int cmd_status(ctl_t *x, int argc, char **argv)
 {
-        sqlite3_stmt *st;
-        long queued = 0, failed = 0, open = 0, seats = 0, fresh = 0;
-        char *last = db_meta_get(x->db, "last_scan_at"), a[64];
-        int64_t last_t = last ? strtoll(last, NULL, 10) : 0;
+        health_t h = { 0 };
+        char a[64];
         int r;
 
         (void) argv;
-        free(last);
         if (argc != 1)
                 return fail(EX_USAGE, "status takes no arguments");
-        r = outbox_counts(x->db, &queued, &failed);
+        r = get_health(x, &h);
         if (r < 0)
                 return db_fail(x, r);
-        st = db_stmt(x->db, SQL_OPEN_SEATS);
-        if (db_step(st) == 1) {
-                open = sqlite3_column_int64(st, 0);
-                seats = sqlite3_column_int64(st, 1);
-        }
-        sqlite3_reset(st);
-        st = db_stmt(x->db, SQL_NEW_COUNT);
-        if (db_step(st) == 1)
-                fresh = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
         if (x->json) {
-                printf("{\"open_sessions\":%ld,\"seats_left\":%ld,\"unprocessed_registrations\":%ld,"
-                       "\"queued\":%ld,\"failed\":%ld,\"last_scan_at\":", open, seats, fresh, queued, failed);
-                json_time(last_t);
-                printf(",\"healthy\":%s}\n", failed == 0 && last_t && x->now - last_t < 3 * x->cfg->scan_interval + 60 ? "true" : "false");
+                printf("{\"healthy\":%s,\"open_sessions\":%ld,\"seats_left\":%ld,"
+                       "\"unprocessed_registrations\":%ld,\"queued\":%ld,\"overdue\":%ld,"
+                       "\"failed\":%ld,\"last_scan_at\":", h.healthy ? "true" : "false", h.open,
+                       h.seats, h.fresh, h.queued, h.overdue, h.failed);
+                json_time(h.last_scan);
+                puts("}");
                 return EX_OK;
         }
-        printf("open sessions:     %ld (%ld place%s left)\n", open, seats, seats == 1 ? "" : "s");
-        printf("new registrations: %ld waiting for the next scan\n", fresh);
-        printf("outbox:            %ld queued, %ld failed%s\n", queued, failed,
-               failed ? " (see: meccctl outbox list --status failed)" : "");
-        printf("last scan:         %s\n", last_t ? local_time(last_t, a, sizeof(a)) : "never");
-        if (x->cfg) {
-                putchar('\n');
-                return cmd_session_list(x, 1, argv);
-        }
-        return EX_OK;
+        print_verdict(x, &h);
+        printf("open sessions:     %ld (%ld place%s left)\n", h.open, h.seats, h.seats == 1 ? "" : "s");
+        printf("new registrations: %ld waiting for the next scan\n", h.fresh);
+        printf("outbox:            %ld queued, %ld failed%s\n", h.queued, h.failed,
+               h.failed ? " (see: meccctl outbox list --status failed)" : "");
+        printf("last scan:         %s\n", h.last_scan ? local_time(h.last_scan, a, sizeof(a)) : "never");
+        putchar('\n');
+        return cmd_session_list(x, 1, argv);
 }
 
 static int cmd_init(ctl_t *x, int argc, char **argv)
