@@ -311,8 +311,8 @@ static const char *stale(db_t *db, const config_t *c, const row_t *w, int64_t no
         else if (!strcmp(s.status, "cancelled") && strcmp(w->kind, "session_cancelled") &&
                  strcmp(w->kind, "late") && strcmp(w->kind, "not_placed"))
                 r = "the session was cancelled";
-        else if ((!strcmp(w->kind, "joining_link") || !strcmp(w->kind, "session_changed")) &&
-                 now >= s.starts_at)
+        else if ((!strcmp(w->kind, "joining_link") || !strcmp(w->kind, "session_changed") ||
+                  !strcmp(w->kind, "elearning_reminder")) && now >= s.starts_at)
                 r = "the session has already started";
         else if (!strcmp(w->kind, "elearning_reminder") && g.elearning_done_at)
                 r = "the e-learning is done";
