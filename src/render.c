@@ -491,7 +491,15 @@ static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
                         *ret_err = NULL;
                 return r;
         }
-        r = template_split_subject(txt, &t->k[k].subject, &t->k[k].text, &err);
+        {
+                /* the whole file first, so an error names the line of the file */
+                char *out = NULL;
+
+                r = template_render(txt, NULL, 0, false, &out, &err);
+                free(out);
+        }
+        if (r >= 0)
+                r = template_split_subject(txt, &t->k[k].subject, &t->k[k].text, &err);
         free(txt);
         if (r >= 0) {
                 snprintf(path, sizeof(path), "%s/%s.html", dir, kind_names[k]);
