@@ -44,7 +44,7 @@ $(B)/meccctl: $(B)/meccctl.o $(B)/libmeccd.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 meccd meccctl: %: $(B)/%
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(B)/tests/%: tests/unit/%.c $(B)/libmeccd.a
 	@mkdir -p $(@D)
