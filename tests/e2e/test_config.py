@@ -96,7 +96,9 @@ def test_unknown_placeholder_is_a_config_error(env):
               env.run("meccd", "--once", now="2026-09-01 09:05", check=False),
               env.ctl("preview", "confirmation", rid, check=False)):
         assert p.returncode == EX_CONFIG, (p.args, p.returncode, p.stderr)
-        assert "confirmation" in p.stderr and "{{nmae}}" in p.stderr, p.stderr
+        assert "confirmation.txt" in p.stderr and "{{nmae}}" in p.stderr, p.stderr
+        assert "line %d" % line_of(os.path.join(tdir, "confirmation.txt"), "nmae") in p.stderr, \
+            p.stderr
     assert env.smtp.messages == []
     assert env.sql("SELECT status FROM registrations WHERE id = ?", rid) == [("new",)]
 
