@@ -1099,7 +1099,8 @@ static bool would_expire(db_t *db, const config_t *c, int64_t sid, int64_t rid, 
         gone = !*rcpt || (rid && (!*g.email || !strcmp(g.status, "cancelled"))) ||
                (!strcmp(s.status, "cancelled") && strcmp(kind, "session_cancelled") &&
                 strcmp(kind, "late") && strcmp(kind, "not_placed")) ||
-               ((!strcmp(kind, "joining_link") || !strcmp(kind, "session_changed")) && at >= s.starts_at) ||
+               ((!strcmp(kind, "joining_link") || !strcmp(kind, "session_changed") ||
+                 !strcmp(kind, "elearning_reminder")) && at >= s.starts_at) ||
                (!strcmp(kind, "elearning_reminder") && g.elearning_done_at) ||
                (!strcmp(kind, "promoted") && at >= plan_cutoff(c, s.starts_at, s.closes_at)) ||
                ((!strcmp(kind, "confirmation") || !strcmp(kind, "promoted")) && strcmp(g.status, "booked")) ||

@@ -18,6 +18,10 @@ table says, for each email, the moment the rule makes it due; an email is expect
 first scan at or after that moment while the server is up. `meccctl upcoming` is run at the
 start of every quiet stretch (no admin action, registration or outage before the next
 event) and must list exactly what the scans of that stretch then send.
+
+After the replay, shorter tests show what it cannot by itself: each kind of queued email
+that stops being true while the relay is down, and the last e-learning reminder giving way
+to the joining link.
 """
 import collections
 import csv
@@ -369,8 +373,9 @@ def attachment(m, ctype):
 
 
 def ics_field(cal, name):
-    unfolded = cal.replace("\r\n ", "")
-    m = re.search(r"^%s[:;]([^\r\n]*)" % name, unfolded, re.M)
+    """A property of the VEVENT (not of the VTIMEZONE before it)."""
+    event = cal.replace("\r\n ", "").split("BEGIN:VEVENT", 1)[1]
+    m = re.search(r"^%s[:;]([^\r\n]*)" % name, event, re.M)
     return m.group(1) if m else None
 
 
@@ -567,3 +572,154 @@ def test_pilot_replay(env):
     print("# %d scans, %d emails, %d dry runs compared" % (len(scans), len(r.sent), checked))
     for kind in sorted(per_kind):
         print("# %s: %d" % (kind, per_kind[kind]))
+
+
+# ---- rules the replay cannot show by itself ------------------------------------------------------
+
+def outbox_row(env, rid, kind):
+    rows = env.sql("SELECT status, last_error FROM outbox WHERE registration_id = ? AND kind = ?",
+                   rid, kind)
+    assert len(rows) == 1, (rid, kind, rows)
+    return rows[0]
+
+
+def relay_down(env):
+    env.smtp.stop()
+    return env.smtp
+
+
+def relay_up(env, old):
+    """A new server on the same port, keeping what the old one received."""
+    env.smtp = SmtpServer(port=old.port).start()
+    env.smtp.capture.messages[:0] = old.messages
+
+
+@with_env(retention="2d")
+def test_queued_emails_that_are_no_longer_true_are_dropped(env):
+    """Each email waits in the queue while the relay is down; meanwhile what it says stops
+    being true. When the relay is back it is dropped as expired, never sent."""
+    x = env.add_session("Morning", "2026-09-22 10:30", "2026-09-22 12:00", 1)
+    y = env.add_session("Afternoon", "2026-09-22 14:00", "2026-09-22 15:30", 5)
+
+    # a cancelled registration: its confirmation is not sent
+    ann = env.register(y, "Ann", "ann@example.org", "2026-09-01 09:00")
+    old = relay_down(env)
+    env.scan("2026-09-01 09:05")
+    env.ctl("cancel", ann, now="2026-09-01 09:10")
+    relay_up(env, old)
+    env.scan("2026-09-01 09:15")
+    assert env.mails(to="ann@example.org") == []
+    status, why = outbox_row(env, ann, "confirmation")
+    assert status == "expired" and "cancelled" in why, why
+
+    bob = env.register(y, "Bob", "bob@example.org", "2026-09-01 09:20")
+    cat = env.register(y, "Cat", "cat@example.org", "2026-09-01 09:21")
+    dan = env.register(x, "Dan", "dan@example.org", "2026-09-01 09:22")
+    eve = env.register(x, "Eve", "eve@example.org", "2026-09-01 09:23")
+    env.scan("2026-09-01 09:30")
+    assert len(env.smtp.messages) == 4
+
+    # a reminder once the e-learning is done
+    old = relay_down(env)
+    env.scan("2026-09-12 14:00")
+    env.ctl("elearning-done", "CAT@example.org", now="2026-09-12 15:00")
+    relay_up(env, old)
+    env.scan("2026-09-12 16:00")
+    assert env.kinds("bob@example.org")[-1] == "elearning_reminder"
+    assert env.kinds("dan@example.org")[-1] == "elearning_reminder"
+    assert env.kinds("cat@example.org") == ["confirmation"]
+    status, why = outbox_row(env, cat, "elearning_reminder")
+    assert status == "expired" and "e-learning" in why, why
+
+    # a promotion after the cutoff: Eve is booked, but the news would come too late
+    env.ctl("cancel", dan, now="2026-09-15 10:00")
+    old = relay_down(env)
+    env.scan("2026-09-15 10:05")
+    relay_up(env, old)
+    env.scan("2026-09-15 10:45")
+    assert env.kinds("eve@example.org") == ["waitlisted"]
+    status, why = outbox_row(env, eve, "promoted")
+    assert status == "expired" and "closed" in why, why
+    assert statuses_of(env)[eve] == "booked"
+
+    # a joining link, or a reminder to do the e-learning first, once the session started
+    old = relay_down(env)
+    env.scan("2026-09-20 14:00")
+    relay_up(env, old)
+    env.scan("2026-09-22 14:30")
+    assert env.mails(kind="joining_link") == []
+    for rid in (bob, cat, eve):
+        status, why = outbox_row(env, rid, "joining_link")
+        assert status == "expired" and "started" in why, (rid, why)
+    rows = env.sql("SELECT status, last_error FROM outbox WHERE registration_id = ?"
+                   " AND occasion = '3d'", bob)
+    assert rows == [("expired", "the session has already started")], rows
+
+    # and nothing at all once names and addresses are erased: the follow-ups queued in an
+    # outage that lasts past the retention are dropped, not sent to an erased address
+    old = relay_down(env)
+    env.scan("2026-09-23 16:00")
+    assert len(env.sql("SELECT id FROM outbox WHERE kind = 'follow_up' AND status = 'queued'")) == 3
+    relay_up(env, old)
+    env.scan("2026-09-24 16:00")
+    assert env.mails(kind="follow_up") == []
+    assert env.sql("SELECT DISTINCT status FROM outbox WHERE kind = 'follow_up'") == [("expired",)]
+    assert env.sql("SELECT count(*) FROM registrations WHERE email != ''") == [(0,)]
+    assert env.sql("SELECT count(*) FROM outbox WHERE status = 'queued'") == [(0,)]
+    env.scan("2026-09-30 16:00")
+    assert env.mails(kind="follow_up") == []
+
+    # everyone's inbox, in full
+    assert env.kinds("ann@example.org") == []
+    assert env.kinds("bob@example.org") == ["confirmation", "elearning_reminder"]
+    assert env.kinds("cat@example.org") == ["confirmation"]
+    assert env.kinds("dan@example.org") == ["confirmation", "elearning_reminder"]
+    assert env.kinds("eve@example.org") == ["waitlisted"]
+    assert env.kinds("mecc-team@example.org") == ["roster", "roster"]
+
+
+def statuses_of(env):
+    return dict(env.sql("SELECT id, status FROM registrations"))
+
+
+@with_env(require_elearning=True)
+def test_last_reminder_gives_way_to_the_link(env):
+    """require_elearning: the last reminder says the link is waiting; if the e-learning is
+    recorded before it goes out, it is dropped and the link goes instead."""
+    sid = env.add_session("S", "2026-09-22 10:30", "2026-09-22 12:00", 5, "2026-08-01 09:00",
+                          "--join-url", "https://meet.example.org/s")
+    ann = env.register(sid, "Ann", "ann@example.org", "2026-09-01 09:00")
+    bob = env.register(sid, "Bob", "bob@example.org", "2026-09-01 09:01")
+    cat = env.register(sid, "Cat", "cat@example.org", "2026-09-01 09:02")
+    env.ctl("elearning-done", cat, now="2026-09-02 09:00")
+    env.scan("2026-09-01 09:05")
+    env.scan("2026-09-12 10:30")
+    env.scan("2026-09-19 10:30")
+    old = relay_down(env)
+    env.scan("2026-09-20 10:30")
+    queued = env.sql("SELECT registration_id, kind, occasion FROM outbox WHERE status = 'queued'"
+                     " ORDER BY registration_id")
+    assert queued == [(ann, "elearning_reminder", "link-waiting"),
+                      (bob, "elearning_reminder", "link-waiting"),
+                      (cat, "joining_link", "")], queued
+    # Ann finishes before the relay is back
+    env.ctl("elearning-done", "ann@example.org", now="2026-09-20 11:00")
+    relay_up(env, old)
+    env.scan("2026-09-20 11:30")
+    assert env.kinds("ann@example.org") == ["confirmation", "elearning_reminder",
+                                            "elearning_reminder", "joining_link"]
+    rows = env.sql("SELECT occasion, status FROM outbox WHERE registration_id = ?"
+                   " AND kind = 'elearning_reminder' ORDER BY id", ann)
+    assert rows == [("10d", "sent"), ("3d", "sent"), ("link-waiting", "expired")], rows
+    m = env.mails(to="bob@example.org", kind="elearning_reminder")[-1]
+    assert env.kind_of(m) == ("elearning_reminder", "link-waiting")
+    text = body(m)
+    assert "Your joining link is ready and waiting" in text and "in 2 days" in text, text
+    assert "https://meet.example.org/s" not in m["raw"].decode("ascii", "replace")
+    assert env.kinds("cat@example.org") == ["confirmation", "joining_link"]
+    # Bob never does it: no link, not even after the start; one last reminder only
+    env.scan("2026-09-21 10:30")
+    env.scan("2026-09-22 10:00")
+    env.scan("2026-09-22 11:00")
+    assert "joining_link" not in env.kinds("bob@example.org")
+    assert env.kinds("bob@example.org").count("elearning_reminder") == 3
