@@ -142,13 +142,24 @@ static void set_common(values_t *vals, const config_t *c)
         set(vals, V_ORG, c->organisation);
 }
 
+/* The website's cancel link; without one, a reply to the coordinators asking to cancel,
+ * so the sentence around {{cancel_url}} always leads somewhere. */
 static char *cancel_url(const config_t *c, const char *token)
 {
         tvar_t v = { "token", token };
-        char *out = NULL;
+        char *out = NULL, *addr = NULL, *display = NULL;
 
-        if (!c->cancel_url || !*c->cancel_url || !token)
-                return NULL;
+        if (!c->cancel_url || !*c->cancel_url || !token) {
+                if (c->smtp.reply_to && *c->smtp.reply_to &&
+                    addr_parse_mailbox(c->smtp.reply_to, &display, &addr) < 0)
+                        addr = NULL;
+                if (asprintf(&out, "mailto:%s?subject=Please%%20cancel%%20my%%20MECC%%20place",
+                             addr ? addr : c->smtp.from_addr) < 0)
+                        out = NULL;
+                free(addr);
+                free(display);
+                return out;
+        }
         if (template_render(c->cancel_url, &v, 1, false, &out, NULL) < 0)
                 return NULL;
         return out;
