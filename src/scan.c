@@ -676,8 +676,12 @@ static const char SQL_TO_FORGET[] =
         " AND erased_at IS NULL";
 static const char SQL_ERASE_REGS[] =
         "UPDATE registrations SET name = '', email = '', token = NULL WHERE session_id = ?1";
+/* A relay's refusal usually quotes the address ("550 <ann@example.org>: unknown"). */
 static const char SQL_ERASE_OUTBOX[] =
         "UPDATE outbox SET recipient = '', body = NULL,"
+        " last_error = CASE status WHEN 'queued' THEN 'the address was erased'"
+        "   WHEN 'failed' THEN 'refused by the relay (the reply was erased with the address)'"
+        "   ELSE last_error END,"
         " status = CASE status WHEN 'queued' THEN 'expired' ELSE status END WHERE session_id = ?1";
 static const char SQL_SET_ERASED[] = "UPDATE sessions SET erased_at = ?2 WHERE id = ?1";
 
