@@ -659,6 +659,9 @@ static void test_forget_after_retention(void **state)
         scan(e, "2026-09-01 10:00");
         scan(e, "2026-09-23 12:00");
         sql(e, "UPDATE outbox SET status = 'sent', body = x'41' WHERE kind != 'follow_up'");
+        /* a refusal quoting the address */
+        sql(e, "UPDATE outbox SET status = 'failed', last_error = '550 5.1.1 <w@example.org>: unknown'"
+               " WHERE kind = 'not_placed'");
         scan(e, "2026-10-12 11:59");
         assert_int_equal(int_query(e, "SELECT count(*) FROM registrations WHERE email != ''"), 3);
         /* 20 calendar days after the end (12:00 BST on 12 October) */
@@ -668,6 +671,8 @@ static void test_forget_after_retention(void **state)
                                    (long long) s), 0);
         assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE session_id = %lld"
                                       " AND (recipient != '' OR body IS NOT NULL)", (long long) s), 0);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE last_error LIKE '%%@%%'"), 0);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE status = 'failed'"), 1);
         /* a follow-up still queued is never sent now */
         assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE session_id = %lld"
                                       " AND status = 'queued'", (long long) s), 0);
