@@ -414,6 +414,8 @@ def test_calendar_invitations_across_the_clock_change(env):
     assert str(ev.get("STATUS")) == "CANCELLED"
     assert ev.walk("VALARM") == []
     assert local(ev["DTSTART"].dt) == (11, 0, datetime.timedelta(hours=1))
+    p = preview(env, "session_cancelled", rb, "2026-10-19 12:01")
+    assert p == gone["raw"], "preview differs from the cancellation sent"
 
     # after the clocks go back: the other session, 10:30 GMT, its own UID
     env.scan("2026-10-25 10:30")
