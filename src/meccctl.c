@@ -1088,14 +1088,10 @@ static bool would_expire(db_t *db, const config_t *c, int64_t sid, int64_t rid, 
 {
         session_t s = { 0 };
         registration_t g = { 0 };
-        bool gone;
+        bool gone = true;
 
-        if (db_session_get(db, sid, &s) <= 0)
-                return true;
-        if (rid && db_registration_get(db, rid, &g) <= 0) {
-                session_clear(&s);
-                return true;
-        }
+        if (db_session_get(db, sid, &s) <= 0 || (rid && db_registration_get(db, rid, &g) <= 0))
+                goto out;
         gone = !*rcpt || (rid && (!*g.email || !strcmp(g.status, "cancelled"))) ||
                (!strcmp(s.status, "cancelled") && strcmp(kind, "session_cancelled") &&
                 strcmp(kind, "late") && strcmp(kind, "not_placed")) ||
@@ -1105,6 +1101,7 @@ static bool would_expire(db_t *db, const config_t *c, int64_t sid, int64_t rid, 
                (!strcmp(kind, "promoted") && at >= plan_cutoff(c, s.starts_at, s.closes_at)) ||
                ((!strcmp(kind, "confirmation") || !strcmp(kind, "promoted")) && strcmp(g.status, "booked")) ||
                (!strcmp(kind, "waitlisted") && strcmp(g.status, "waitlisted"));
+out:
         session_clear(&s);
         registration_clear(&g);
         return gone;
