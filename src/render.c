@@ -114,13 +114,30 @@ static void values_clear(values_t *vals)
         memset(vals, 0, sizeof(*vals));
 }
 
+/* A title is one line wherever it is shown: the website writes it, and a CR, LF or other
+ * control byte would otherwise reach the text part as a bare CR or a terminal escape. */
+static char *one_line(const char *s)
+{
+        char *out = strdup(s ? s : ""), *w = out;
+
+        if (!out)
+                return NULL;
+        for (const char *p = out; *p; p++) {
+                if (p[0] == '\r' && p[1] == '\n')
+                        continue;
+                *w++ = ((unsigned char) *p < ' ' || *p == 0x7f) ? ' ' : *p;
+        }
+        *w = '\0';
+        return out;
+}
+
 static void set_session(values_t *vals, const config_t *c, const session_t *s)
 {
         char date[96], time_s[64], buf[32];
 
         clock_format_date(s->starts_at, date, sizeof(date));
         clock_format_time_range(s->starts_at, s->ends_at, time_s, sizeof(time_s));
-        set_owned(vals, V_TITLE, strdup(s->title));
+        set_owned(vals, V_TITLE, one_line(s->title));
         set_owned(vals, V_DATE, strdup(date));
         set_owned(vals, V_TIME, strdup(time_s));
         set(vals, V_JOIN, s->join_url);
@@ -206,7 +223,11 @@ static char *next_sessions(db_t *db, const config_t *c, int64_t except, int64_t 
                                 snprintf(places, sizeof(places), "full, waiting list open");
                         else
                                 snprintf(places, sizeof(places), "%ld place%s left", left, left == 1 ? "" : "s");
-                        fprintf(f, "%s- %s: %s, %s (%s)", shown ? "\n" : "", s.title, date, time_s, places);
+                        char *title = one_line(s.title);
+
+                        fprintf(f, "%s- %s: %s, %s (%s)", shown ? "\n" : "", title ? title : "", date,
+                                time_s, places);
+                        free(title);
                         shown++;
                 }
                 session_clear(&s);

@@ -141,8 +141,9 @@ class Sent:
             name, addr, token = env.sql("SELECT name, email, token FROM registrations"
                                         " WHERE id = ?", self.rid)[0]
             # a late registration holds no place, so it has no token to cancel with
-            self.values.update(name=name, email=addr, token=token or "",
-                               cancel_url=CANCEL.replace("{{token}}", token) if token else "")
+            self.values.update(name=name, email=addr, token=token or "")
+            if token:
+                self.values["cancel_url"] = CANCEL.replace("{{token}}", token)
             self.to_name = name
             # the roster of this session, for its preview
             self.preview_rid = self.rid
@@ -586,6 +587,7 @@ def test_control_characters_in_titles(env):
               "lf": "Tea\nBcc: x@evil.example",
               "lflf": "Tea\n\nBcc: x@evil.example",
               "nul": "Tea\0Bcc: x@evil.example",
+              "ctl": "Tea\x1b[2J\x01\tBcc: x@evil.example\x7f",
               "long": ("Sgyrsiau Iach \u2013 " + "\u201cHealthy Conversations\u201d " * 80)[:2000]}
     sids = {k: insert_session(env, t) for k, t in titles.items()}
     for k, sid in sids.items():
@@ -608,6 +610,13 @@ def test_control_characters_in_titles(env):
                 assert subject.count("Tea") == 1 or k == "long", subject
                 if k == "long":
                     assert titles[k] in subject, subject
+            # the title is one line in the bodies too: no bare CR, no terminal escapes
+            kind = env.kind_of(m)[0]
+            for body in texts(rep):
+                assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", body), (k, kind, body)
+            if k not in ("nul", "long") and "{{session_title}}" in template(kind)[1]:
+                assert re.search(r"Session: Tea[^\n]*Bcc: x@evil\.example *\n", texts(rep)[0]), \
+                    (k, kind, texts(rep)[0])
             if "ics" in rep:
                 summary = rep["ics"]["summary"]
                 assert "Tea" in summary or k == "long", summary
