@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ typedef struct {
         CURL *curl;
         bool busy;
         bool failed;            /* the last transfer failed: do not trust its connection */
+        curl_socket_t fd;       /* the socket of the transfer in flight, if it has one yet */
         char errbuf[CURL_ERROR_SIZE];
         char reply[512];        /* the first error reply of a transfer, else the last reply */
         char command[16];       /* our last command: tells a refused login from a refused rcpt */
@@ -171,8 +173,11 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
         smtp_pool_t *p = userp;
         sd_event_source *io = socketp;
         uint32_t events = 0;
+        slot_t *s = NULL;
 
-        (void) e;
+        (void) curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **) &s);
+        if (s)
+                s->fd = what == CURL_POLL_REMOVE ? CURL_SOCKET_BAD : fd;
         if (what == CURL_POLL_REMOVE) {
                 if (io) {
                         sd_event_source_disable_unref(io);
@@ -216,6 +221,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static int slot_init(slot_t *s, smtp_pool_t *p, const smtp_config_t *cfg, const char *password)
 {
         s->pool = p;
+        s->fd = CURL_SOCKET_BAD;
         s->curl = curl_easy_init();
         if (!s->curl)
                 return -ENOMEM;
@@ -278,6 +284,16 @@ fail:
         return r;
 }
 
+/* Removing a transfer in flight makes libcurl end the message with "." and wait, blocking,
+ * for the reply: a truncated message would be accepted and the stop would hang. Hang up
+ * first, so the relay drops the unfinished message and libcurl's write fails at once. */
+static void abandon(smtp_pool_t *p, slot_t *s)
+{
+        if (s->fd != CURL_SOCKET_BAD)
+                (void) shutdown(s->fd, SHUT_RDWR);
+        curl_multi_remove_handle(p->multi, s->curl);
+}
+
 smtp_pool_t *smtp_pool_free(smtp_pool_t *p)
 {
         if (!p)
@@ -286,7 +302,7 @@ smtp_pool_t *smtp_pool_free(smtp_pool_t *p)
                 slot_t *s = &p->slots[i];
 
                 if (s->busy)
-                        curl_multi_remove_handle(p->multi, s->curl);
+                        abandon(p, s);
                 curl_slist_free_all(s->rcpts);
                 /* sends QUIT on a live connection */
                 if (s->curl)
@@ -337,6 +353,7 @@ int smtp_pool_submit(smtp_pool_t *p, const char *from, const char *rcpt, const c
         s->done = done;
         s->userdata = userdata;
         s->errbuf[0] = s->reply[0] = s->command[0] = '\0';
+        s->fd = CURL_SOCKET_BAD;
         curl_easy_setopt(s->curl, CURLOPT_MAIL_FROM, s->from);
         curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, s->rcpts);
         curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t) size);
