@@ -92,6 +92,7 @@ static const char *const var_names[N_VARS] = {
 typedef struct {
         tvar_t v[N_VARS];
         char *owned[N_VARS];
+        bool join_is_prose; /* {{join_url}} holds a sentence, not a link */
 } values_t;
 
 static void set(values_t *vals, int i, const char *value)
@@ -105,6 +106,14 @@ static void set_owned(values_t *vals, int i, char *value)
         free(vals->owned[i]);
         vals->owned[i] = value;
         set(vals, i, value);
+}
+
+/* An HTML template can only put {{join_url}} in an <a href>, where a sentence makes a
+ * broken link: such an email goes as text alone. */
+static void set_join_prose(values_t *vals, const char *sentence)
+{
+        set(vals, V_JOIN, sentence);
+        vals->join_is_prose = true;
 }
 
 static void values_clear(values_t *vals)
@@ -387,8 +396,11 @@ static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now,
                 }
                 set_session(vals, c, s);
                 if (gated)
-                        set(vals, V_JOIN, "We will send you the joining link as soon as you have "
-                                          "completed the e-learning.");
+                        set_join_prose(vals, "We will send you the joining link as soon as you have "
+                                             "completed the e-learning.");
+                else if (!s->join_url || !*s->join_url)
+                        set_join_prose(vals, "The link to join is not ready yet: we will email it to "
+                                             "you as soon as it is.");
                 set_owned(vals, V_NAME, strdup(g.name));
                 set_owned(vals, V_EMAIL, strdup(g.email));
                 set_owned(vals, V_TOKEN, g.token ? strdup(g.token) : NULL);
@@ -396,6 +408,8 @@ static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now,
                 registration_clear(&g);
         } else {
                 set_session(vals, c, s);
+                if (!s->join_url || !*s->join_url)
+                        set_join_prose(vals, "not set yet: please reply to this email with it");
                 set(vals, V_NAME, "colleague");
                 set(vals, V_EMAIL, key->recipient);
         }
@@ -430,7 +444,7 @@ static int compose(const config_t *c, const templates_t *t, int k, const values_
         r = template_render(t->k[k].subject, vals->v, N_VARS, false, &subject, ret_err);
         if (r >= 0)
                 r = template_render(t->k[k].text, vals->v, N_VARS, false, &text, ret_err);
-        if (r >= 0 && t->k[k].html)
+        if (r >= 0 && t->k[k].html && !(vals->join_is_prose && strstr(t->k[k].html, "join_url")))
                 r = template_render(t->k[k].html, vals->v, N_VARS, true, &html, ret_err);
         if (r >= 0) {
                 message_t m = {

@@ -76,6 +76,12 @@ def pattern(tmpl, values, html=False):
     return re.compile("".join(out), re.S)
 
 
+def assert_real_links(html, where):
+    """Every link in the HTML goes somewhere: no sentence or empty text behind an href."""
+    for href in re.findall(r'href="([^"]*)"', html):
+        assert re.match(r"(https?://|mailto:)[^\s]+$", href), (where, href)
+
+
 def shape(part):
     """The MIME tree: content types, attachments as 'type filename'."""
     if part.is_multipart():
@@ -217,6 +223,7 @@ def check_sent(s):
     assert pattern(html_t, s.values, html=True).fullmatch(html), (where, html)
     for got in (subject, text, html):
         assert "{{" not in got and "}}" not in got, (where, got)
+    assert_real_links(html, where)
     title = s.values["session_title"]
     if "{{session_title}}" in subj_t:
         assert title in subject, (where, subject)
@@ -628,3 +635,85 @@ def test_control_characters_in_titles(env):
         assert len(roster) == 1, k
         assert_one_clean_recipient(roster[0], TRAINER)
     assert all(len(m["to"]) == 1 for m in env.smtp.messages)
+
+
+# ---- no link to give ----------------------------------------------------------------------------
+
+def body_parts(msg):
+    return [p.get_content_type() for p in msg.walk()
+            if not p.is_multipart() and p.get_content_disposition() != "attachment"]
+
+
+def test_joining_link_before_the_trainer_has_a_link(env):
+    sid = env.add_session(TITLE, "2026-09-22 10:30", "2026-09-22 12:00", 5, "2026-08-01 09:00",
+                          "--trainer", TRAINER)
+    env.register(sid, NAME, "sian@example.org", "2026-09-01 09:00")
+    env.scan("2026-09-01 09:05")
+    env.scan("2026-09-15 10:30")
+    env.scan("2026-09-20 10:30")
+    roster = env.mails(to=TRAINER, kind="roster")[0]
+    rep = check_message(roster["raw"])
+    assert not rep["errors"], rep["errors"]
+    text = [p["text"] for p in rep["parts"] if p["content_type"] == "text/plain"][0]
+    assert re.search(r"Link: +not set yet", text), text
+    for p in rep["parts"]:
+        if p["content_type"] == "text/html":
+            assert_real_links(p["text"], "roster")
+
+    # the volunteer is told the link is still to come, never shown a blank or a dead link
+    join = env.mails(to="sian@example.org", kind="joining_link")
+    assert len(join) == 1
+    rep = check_message(join[0]["raw"], to_name=NAME)
+    assert not rep["errors"], rep["errors"]
+    text = [p["text"] for p in rep["parts"] if p["content_type"] == "text/plain"][0]
+    assert "To join, open this link on the day:\nThe link to join is not ready yet" in text, text
+    for p in rep["parts"]:
+        if p["content_type"] == "text/html":
+            assert_real_links(p["text"], "joining_link")
+    cal = vevent(ics_of(join[0]["msg"])[0])
+    assert cal.get("URL") is None and cal.get("LOCATION") is None, cal.to_ical()
+
+    # the link arrives with the change email, as promised, in text and HTML
+    env.ctl("session", "edit", sid, "--join-url", JOIN, now="2026-09-20 15:00")
+    env.scan("2026-09-20 15:01")
+    changed = env.mails(to="sian@example.org", kind="session_changed")
+    assert len(changed) == 1
+    rep = check_message(changed[0]["raw"], to_name=NAME)
+    assert not rep["errors"], rep["errors"]
+    text, html = texts(rep)
+    assert JOIN in text and html_escape(JOIN) in html
+    assert_real_links(html, "session_changed")
+    assert str(vevent(ics_of(changed[0]["msg"])[0])["URL"]) == JOIN
+
+
+@with_env(require_elearning=True)
+def test_link_held_back_until_the_elearning_is_done(env):
+    sid = env.add_session(TITLE, "2026-09-22 10:30", "2026-09-22 12:00", 5, "2026-08-01 09:00",
+                          "--join-url", JOIN)
+    rid = env.register(sid, NAME, "sian@example.org", "2026-09-01 09:00")
+    env.scan("2026-09-01 09:05")
+    env.ctl("session", "edit", sid, "--start", "2026-09-22 11:00", now="2026-09-02 09:00")
+    env.scan("2026-09-02 09:01")
+    changed = env.mails(to="sian@example.org", kind="session_changed")
+    assert len(changed) == 1
+    rep = check_message(changed[0]["raw"], to_name=NAME)
+    assert not rep["errors"], rep["errors"]
+    assert b"meet.example.org" not in changed[0]["raw"], "the link went before the e-learning"
+    text = [p["text"] for p in rep["parts"] if p["content_type"] == "text/plain"][0]
+    assert "as soon as you have completed the e-learning" in text, text
+    for p in rep["parts"]:
+        if p["content_type"] == "text/html":
+            assert_real_links(p["text"], "session_changed")
+    # emails that do not mention the link keep their HTML
+    conf = env.mails(to="sian@example.org", kind="confirmation")[0]
+    assert body_parts(conf["msg"]) == ["text/plain", "text/html"]
+
+    env.ctl("elearning-done", rid, now="2026-09-03 10:00")
+    env.scan("2026-09-20 11:00")        # two days before the new start
+    join = env.mails(to="sian@example.org", kind="joining_link")
+    assert len(join) == 1
+    rep = check_message(join[0]["raw"], to_name=NAME)
+    assert not rep["errors"], rep["errors"]
+    text, html = texts(rep)
+    assert JOIN in text and html_escape(JOIN) in html
+    assert_real_links(html, "joining_link")
