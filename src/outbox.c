@@ -12,6 +12,15 @@
 #include "plan.h"
 #include "smtp.h"
 
+/* An outcome the database would not take (locked): written before anything new is sent,
+ * so its row neither stays marked as in flight nor goes twice. */
+typedef struct unrecorded {
+        struct unrecorded *next;
+        const char *sql;
+        int64_t id, t;
+        char *text;
+} unrecorded_t;
+
 struct outbox {
         db_t *db;
         const config_t *c;
@@ -28,6 +37,7 @@ struct outbox {
         deliver_stats_t stats;
         void (*idle_fn)(void *);
         void *idle_data;
+        unrecorded_t *unrecorded;
 };
 
 /* ---- queueing ------------------------------------------------------------------------ */
@@ -154,6 +164,14 @@ outbox_t *outbox_free(outbox_t *o)
         if (!o)
                 return NULL;
         smtp_pool_free(o->pool);
+        /* their rows stay marked as in flight and are retried at the next start */
+        while (o->unrecorded) {
+                unrecorded_t *u = o->unrecorded;
+
+                o->unrecorded = u->next;
+                free(u->text);
+                free(u);
+        }
         sd_event_source_disable_unref(o->wake);
         sd_event_unref(o->event);
         forget_password(o);
@@ -390,22 +408,56 @@ static int ensure_pool(outbox_t *o)
         return smtp_pool_new(o->event, &o->c->smtp, o->password, &o->pool);
 }
 
+static void remember(outbox_t *o, const char *sql, int64_t id, int64_t t, const char *text)
+{
+        unrecorded_t *u = calloc(1, sizeof(*u));
+
+        /* without memory the row is left as in flight: retried at the next start */
+        if (!u || (text && !(u->text = strdup(text)))) {
+                free(u);
+                return;
+        }
+        u->sql = sql;
+        u->id = id;
+        u->t = t;
+        u->next = o->unrecorded;
+        o->unrecorded = u;
+}
+
+static int write_unrecorded(outbox_t *o)
+{
+        while (o->unrecorded) {
+                unrecorded_t *u = o->unrecorded;
+                int r = update(o->db, u->sql, u->id, u->t, u->text, NULL, 0);
+
+                if (r < 0)
+                        return r;
+                o->unrecorded = u->next;
+                free(u->text);
+                free(u);
+        }
+        return 0;
+}
+
 static void record_outcome(outbox_t *o, const row_t *w, const smtp_result_t *res, int64_t now)
 {
         int64_t give_up = clock_shift(w->first_attempt_at ? w->first_attempt_at : now,
                                       &o->c->smtp.give_up_after, +1);
+        const char *sql, *text = res->reply;
+        int64_t t = now;
         int r;
 
         switch (res->outcome) {
         case SMTP_SENT:
                 o->stats.sent++;
                 log_row(LOG_INFO, MID_MAIL_SENT, w, "%s email %lld sent%s", "");
-                r = update(o->db, SQL_SENT, w->id, now, NULL, NULL, 0);
+                sql = SQL_SENT;
+                text = NULL;
                 break;
         case SMTP_PERMANENT:
                 o->stats.failed++;
                 log_row(LOG_WARNING, MID_MAIL_FAILED, w, "%s email %lld refused by the relay: %s", res->reply);
-                r = update(o->db, SQL_FAIL, w->id, now, res->reply, NULL, 0);
+                sql = SQL_FAIL;
                 break;
         default:
                 if (res->outcome == SMTP_UNREACHABLE)
@@ -413,17 +465,20 @@ static void record_outcome(outbox_t *o, const row_t *w, const smtp_result_t *res
                 if (now >= give_up) {
                         o->stats.failed++;
                         log_row(LOG_WARNING, MID_MAIL_FAILED, w, "%s email %lld given up: %s", res->reply);
-                        r = update(o->db, SQL_FAIL, w->id, now, res->reply, NULL, 0);
+                        sql = SQL_FAIL;
                         break;
                 }
                 o->stats.deferred++;
                 log_row(LOG_NOTICE, MID_MAIL_DEFERRED, w, "%s email %lld deferred: %s", res->reply);
-                r = update(o->db, SQL_RETRY, w->id, now + outbox_backoff(w->attempts), res->reply, NULL, 0);
+                sql = SQL_RETRY;
+                t = now + outbox_backoff(w->attempts);
         }
-        if (r < 0)
-                /* the row stays marked as sending and is retried at the next start */
-                log_row(LOG_ERR, MID_SCAN_FAILED, w, "%s email %lld: cannot record the outcome: %s",
-                        strerror(-r));
+        r = update(o->db, sql, w->id, t, text, NULL, 0);
+        if (r < 0) {
+                log_row(LOG_ERR, MID_SCAN_FAILED, w, "%s email %lld: cannot record the outcome yet: %s",
+                        r == -EBUSY ? "the database is locked by another process" : strerror(-r));
+                remember(o, sql, w->id, t, text);
+        }
 }
 
 static void pump(outbox_t *o);
@@ -506,6 +561,8 @@ static void pump(outbox_t *o)
                 row_t *w = NULL;
                 double wait;
 
+                if (write_unrecorded(o) < 0)
+                        break;
                 if (ensure_pool(o) < 0) {
                         o->stats.server_down = true;
                         break;
