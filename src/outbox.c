@@ -88,9 +88,12 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
         return sqlite3_changes(db_handle(db)) > 0;
 }
 
+/* Rows are marked as sending only while queued (one expired mid-attempt has nothing
+ * left to retry): saying so lets the outbox_due index find them instead of reading the
+ * whole outbox history at every start. */
 static const char SQL_RECOVER[] =
         "UPDATE outbox SET sending = 0, next_attempt_at = min(next_attempt_at, ?1)"
-        " WHERE sending = 1";
+        " WHERE status = 'queued' AND sending = 1";
 
 int outbox_recover(db_t *db, int64_t now)
 {

@@ -481,11 +481,14 @@ int scan_remind(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 
 /* ---- 5. join ------------------------------------------------------------------- */
 
+/* "+r.id" drops the column's integer affinity, which would otherwise keep SQLite from
+ * looking the row up in the outbox_occasion expression index (it scanned the session's
+ * whole outbox history for each registration instead). */
 static const char SQL_NEED_JOIN[] =
         "SELECT r.id FROM registrations r WHERE r.session_id = ?1 AND r.status = 'booked'"
         " AND (?2 = 0 OR r.elearning_done_at IS NOT NULL)"
         " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = ?1"
-        "   AND ifnull(o.registration_id, 0) = r.id AND o.kind = 'joining_link' AND o.occasion = '')";
+        "   AND ifnull(o.registration_id, 0) = +r.id AND o.kind = 'joining_link' AND o.occasion = '')";
 
 /* With require_elearning, those whose link is held back hear why, once, at its moment. */
 static const char SQL_LINK_WAITING[] =
