@@ -1083,30 +1083,6 @@ static int64_t next_moment(ctl_t *x, db_t *db, int64_t after)
 /* Whether delivery at `at` would drop the email as no longer true. These are the questions
  * outbox.c asks before sending; they matter here for emails queued before the dry run
  * (a relay outage), since what the simulated scans queue is true when queued. */
-static bool would_expire(db_t *db, const config_t *c, int64_t sid, int64_t rid, const char *kind,
-                         const char *rcpt, int64_t at)
-{
-        session_t s = { 0 };
-        registration_t g = { 0 };
-        bool gone = true;
-
-        if (db_session_get(db, sid, &s) <= 0 || (rid && db_registration_get(db, rid, &g) <= 0))
-                goto out;
-        gone = !*rcpt || (rid && (!*g.email || !strcmp(g.status, "cancelled"))) ||
-               (!strcmp(s.status, "cancelled") && strcmp(kind, "session_cancelled") &&
-                strcmp(kind, "late") && strcmp(kind, "not_placed")) ||
-               ((!strcmp(kind, "joining_link") || !strcmp(kind, "session_changed") ||
-                 !strcmp(kind, "elearning_reminder")) && at >= s.starts_at) ||
-               (!strcmp(kind, "elearning_reminder") && g.elearning_done_at) ||
-               (!strcmp(kind, "promoted") && at >= plan_cutoff(c, s.starts_at, s.closes_at)) ||
-               ((!strcmp(kind, "confirmation") || !strcmp(kind, "promoted")) && strcmp(g.status, "booked")) ||
-               (!strcmp(kind, "waitlisted") && strcmp(g.status, "waitlisted"));
-out:
-        session_clear(&s);
-        registration_clear(&g);
-        return gone;
-}
-
 typedef struct {
         int64_t id, reg, sid;
         char *kind;
@@ -1131,8 +1107,8 @@ static int collect_due(ctl_t *x, db_t *db, int64_t t, due_t **ret, size_t *ret_n
                 rows = p;
                 rows[n] = (due_t) { sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2),
                                     sqlite3_column_int64(st, 3), db_col_text(st, 1), false };
-                rows[n].expired = would_expire(db, x->cfg, rows[n].sid, rows[n].reg, rows[n].kind,
-                                               (const char *) sqlite3_column_text(st, 4), t);
+                rows[n].expired = outbox_stale(db, x->cfg, rows[n].sid, rows[n].reg, rows[n].kind,
+                                               (const char *) sqlite3_column_text(st, 4), t) != NULL;
                 n++;
         }
         sqlite3_reset(st);

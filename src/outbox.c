@@ -312,37 +312,37 @@ static int next_due(db_t *db, int64_t now, row_t **ret)
         return r;
 }
 
-/* Why a queued email is no longer true, or NULL when it still is (SPEC 5, expiry). */
-static const char *stale(db_t *db, const config_t *c, const row_t *w, int64_t now)
+const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
+                         const char *kind, const char *recipient, int64_t now)
 {
         session_t s = { 0 };
         registration_t g = { 0 };
         const char *r = NULL;
 
-        if (db_session_get(db, w->session_id, &s) <= 0)
+        if (db_session_get(db, session_id, &s) <= 0)
                 return "the session no longer exists";
-        if (w->registration_id && db_registration_get(db, w->registration_id, &g) <= 0) {
+        if (registration_id && db_registration_get(db, registration_id, &g) <= 0) {
                 r = "the registration no longer exists";
                 goto out;
         }
-        if (!*w->recipient || (w->registration_id && !*g.email))
+        if (!*recipient || (registration_id && !*g.email))
                 r = "the address was erased";
-        else if (w->registration_id && !strcmp(g.status, "cancelled"))
+        else if (registration_id && !strcmp(g.status, "cancelled"))
                 r = "the registration was cancelled";
-        else if (!strcmp(s.status, "cancelled") && strcmp(w->kind, "session_cancelled") &&
-                 strcmp(w->kind, "late") && strcmp(w->kind, "not_placed"))
+        else if (!strcmp(s.status, "cancelled") && strcmp(kind, "session_cancelled") &&
+                 strcmp(kind, "late") && strcmp(kind, "not_placed"))
                 r = "the session was cancelled";
-        else if ((!strcmp(w->kind, "joining_link") || !strcmp(w->kind, "session_changed") ||
-                  !strcmp(w->kind, "elearning_reminder")) && now >= s.starts_at)
+        else if ((!strcmp(kind, "joining_link") || !strcmp(kind, "session_changed") ||
+                  !strcmp(kind, "elearning_reminder")) && now >= s.starts_at)
                 r = "the session has already started";
-        else if (!strcmp(w->kind, "elearning_reminder") && g.elearning_done_at)
+        else if (!strcmp(kind, "elearning_reminder") && g.elearning_done_at)
                 r = "the e-learning is done";
-        else if (!strcmp(w->kind, "promoted") && now >= plan_cutoff(c, s.starts_at, s.closes_at))
+        else if (!strcmp(kind, "promoted") && now >= plan_cutoff(c, s.starts_at, s.closes_at))
                 r = "bookings have closed";
-        else if ((!strcmp(w->kind, "confirmation") || !strcmp(w->kind, "promoted")) &&
+        else if ((!strcmp(kind, "confirmation") || !strcmp(kind, "promoted")) &&
                  strcmp(g.status, "booked"))
                 r = "the registration is no longer booked";
-        else if (!strcmp(w->kind, "waitlisted") && strcmp(g.status, "waitlisted"))
+        else if (!strcmp(kind, "waitlisted") && strcmp(g.status, "waitlisted"))
                 r = "the registration is no longer on the waiting list";
 out:
         session_clear(&s);
@@ -500,7 +500,8 @@ static void on_sent(void *userdata, const smtp_result_t *res)
  * 1: ready to send, 0: handled here, <0: error. */
 static int prepare(outbox_t *o, row_t *w, int64_t now)
 {
-        const char *why = stale(o->db, o->c, w, now);
+        const char *why = outbox_stale(o->db, o->c, w->session_id, w->registration_id, w->kind,
+                                       w->recipient, now);
         char *err = NULL;
         int r;
 

@@ -13,6 +13,11 @@
 int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
                  const char *kind, const char *occasion, const char *recipient, int64_t now);
 
+/* Why a queued email would no longer be true at `now` (SPEC 5, expiry), or NULL when it
+ * still is. Delivery drops such a row as expired; `meccctl upcoming` leaves it out. */
+const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
+                         const char *kind, const char *recipient, int64_t now);
+
 /* Rows left mid-attempt by a crash are due again now (they keep their Message-ID). */
 int outbox_recover(db_t *db, int64_t now);
 
