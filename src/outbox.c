@@ -38,7 +38,10 @@ struct outbox {
         void (*idle_fn)(void *);
         void *idle_data;
         unrecorded_t *unrecorded;
+        struct row *flying;     /* rows handed to SMTP: freed here if abandoned at stop */
 };
+
+static void free_flying(outbox_t *o);
 
 /* ---- queueing ------------------------------------------------------------------------ */
 
@@ -167,6 +170,7 @@ outbox_t *outbox_free(outbox_t *o)
         if (!o)
                 return NULL;
         smtp_pool_free(o->pool);
+        free_flying(o);
         /* their rows stay marked as in flight and are retried at the next start */
         while (o->unrecorded) {
                 unrecorded_t *u = o->unrecorded;
@@ -241,8 +245,9 @@ static double take_token(outbox_t *o)
         return 0;
 }
 
-typedef struct {
+typedef struct row {
         outbox_t *o;
+        struct row *next_flying;
         int64_t id, session_id, registration_id, first_attempt_at;
         char *kind, *occasion, *recipient, *message_id, *body;
         size_t body_size;
@@ -260,6 +265,17 @@ static row_t *row_free(row_t *w)
         free(w->body);
         free(w);
         return NULL;
+}
+
+/* Abandoned in flight at stop: their rows are retried at the next start. */
+static void free_flying(outbox_t *o)
+{
+        while (o->flying) {
+                row_t *w = o->flying;
+
+                o->flying = w->next_flying;
+                row_free(w);
+        }
 }
 
 static const char SQL_DUE[] =
@@ -490,7 +506,12 @@ static void on_sent(void *userdata, const smtp_result_t *res)
 {
         row_t *w = userdata;
         outbox_t *o = w->o;
+        row_t **pp = &o->flying;
 
+        while (*pp && *pp != w)
+                pp = &(*pp)->next_flying;
+        if (*pp)
+                *pp = w->next_flying;
         record_outcome(o, w, res, clock_now());
         row_free(w);
         pump(o);
@@ -594,6 +615,10 @@ static void pump(outbox_t *o)
                         /* on failure the row stays marked as sending: retried at the next start */
                         if (r < 0)
                                 row_free(w);
+                        else {
+                                w->next_flying = o->flying;
+                                o->flying = w;
+                        }
                 } else
                         row_free(w);
                 if (r < 0) {
