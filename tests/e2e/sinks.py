@@ -62,7 +62,7 @@ class SmtpSink:
         self.proc = None
 
     def start(self):
-        cmd = ["smtp-sink"]
+        cmd = [shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"]
         if os.geteuid() == 0:
             cmd += ["-u", "nobody"]
         cmd += ["-D", self.dump] + self.faults + ["127.0.0.1:%d" % self.port, "64"]
