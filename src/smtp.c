@@ -30,7 +30,10 @@ typedef struct {
         void *userdata;
 } slot_t;
 
+#define MAX_SOCKETS 64
+
 struct smtp_pool {
+        curl_socket_t sockets[MAX_SOCKETS]; /* every connection libcurl has open */
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
@@ -218,6 +221,31 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
         return 0;
 }
 
+static curl_socket_t open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a)
+{
+        smtp_pool_t *p = userdata;
+        curl_socket_t fd;
+
+        (void) purpose;
+        fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+        for (size_t i = 0; fd != CURL_SOCKET_BAD && i < MAX_SOCKETS; i++)
+                if (p->sockets[i] == CURL_SOCKET_BAD) {
+                        p->sockets[i] = fd;
+                        break;
+                }
+        return fd;
+}
+
+static int close_socket(void *userdata, curl_socket_t fd)
+{
+        smtp_pool_t *p = userdata;
+
+        for (size_t i = 0; i < MAX_SOCKETS; i++)
+                if (p->sockets[i] == fd)
+                        p->sockets[i] = CURL_SOCKET_BAD;
+        return close(fd);
+}
+
 static int slot_init(slot_t *s, smtp_pool_t *p, const smtp_config_t *cfg, const char *password)
 {
         s->pool = p;
@@ -227,6 +255,10 @@ static int slot_init(slot_t *s, smtp_pool_t *p, const smtp_config_t *cfg, const 
                 return -ENOMEM;
         curl_easy_setopt(s->curl, CURLOPT_URL, cfg->url);
         curl_easy_setopt(s->curl, CURLOPT_PRIVATE, s);
+        curl_easy_setopt(s->curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(s->curl, CURLOPT_OPENSOCKETDATA, p);
+        curl_easy_setopt(s->curl, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+        curl_easy_setopt(s->curl, CURLOPT_CLOSESOCKETDATA, p);
         curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(s->curl, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, read_cb);
@@ -262,6 +294,8 @@ int smtp_pool_new(sd_event *e, const smtp_config_t *cfg, const char *password, s
 
         if (!p)
                 return -ENOMEM;
+        for (size_t i = 0; i < MAX_SOCKETS; i++)
+                p->sockets[i] = CURL_SOCKET_BAD;
         p->event = sd_event_ref(e);
         p->n_slots = cfg->connections > 0 ? (size_t) cfg->connections : 1;
         p->slots = calloc(p->n_slots, sizeof(slot_t));
@@ -303,8 +337,17 @@ smtp_pool_t *smtp_pool_free(smtp_pool_t *p)
 
                 if (s->busy)
                         abandon(p, s);
+        }
+        /* libcurl says QUIT to idle connections at cleanup and waits, blocking, for the
+         * reply: a relay that stalls would hold up the stop. QUIT still goes out; the wait
+         * for its answer ends at once. */
+        for (size_t i = 0; i < MAX_SOCKETS; i++)
+                if (p->sockets[i] != CURL_SOCKET_BAD)
+                        (void) shutdown(p->sockets[i], SHUT_RD);
+        for (size_t i = 0; p->slots && i < p->n_slots; i++) {
+                slot_t *s = &p->slots[i];
+
                 curl_slist_free_all(s->rcpts);
-                /* sends QUIT on a live connection */
                 if (s->curl)
                         curl_easy_cleanup(s->curl);
         }
