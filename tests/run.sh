@@ -5,12 +5,13 @@ set -u
 B=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 log=$(mktemp -d /tmp/meccd-tests.XXXXXX)
-pass=0 fail=0
+pass=0 fail=0 skip=0
 
 count() { # file
-        p=$(grep -c '^ok ' "$1") || true
+        p=$(grep '^ok ' "$1" | grep -vc '# SKIP') || true
+        k=$(grep '^ok ' "$1" | grep -c '# SKIP') || true
         f=$(grep -c '^not ok ' "$1") || true
-        pass=$((pass + p)); fail=$((fail + f))
+        pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + k))
 }
 
 for t in "$top/$B"/tests/test-*; do
@@ -49,5 +50,9 @@ if [ -z "${SKIP_FUZZ:-}" ] && command -v clang >/dev/null; then
 fi
 
 echo "logs in $log"
-echo "$pass passed, $fail failed"
+if [ "$skip" -gt 0 ]; then
+        echo "$pass passed, $fail failed, $skip skipped"
+else
+        echo "$pass passed, $fail failed"
+fi
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

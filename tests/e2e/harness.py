@@ -192,6 +192,16 @@ class Env:
         return [self.kind_of(m)[0] for m in self.mails(to=to)]
 
 
+class Skip(Exception):
+    """Raise to report a test as skipped, with the reason."""
+
+
+def built_with_asan():
+    """True when the binaries under test carry AddressSanitizer (valgrind cannot run them)."""
+    with open(os.path.join(BUILD, "meccd"), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def main():
     path = sys.argv[1]
     spec = importlib.util.spec_from_file_location("t", path)
@@ -213,7 +223,11 @@ def main():
             else:
                 fn()
             print("ok %d - %s (%.1fs)" % (i, name, time.monotonic() - t0), flush=True)
-        except Exception:
+        except Exception as e:
+            # the test file imports this module again as "harness": match Skip by name
+            if type(e).__name__ == "Skip":
+                print("ok %d - %s # SKIP %s" % (i, name, e), flush=True)
+                continue
             failed += 1
             print("not ok %d - %s" % (i, name), flush=True)
             for line in traceback.format_exc().splitlines():
