@@ -12,62 +12,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "ics.h"
 
 #define FOLD_OCTETS 75     /* RFC 5545 3.1 */
 #define MAX_CHANGES 64     /* offset changes in the scanned years; real zones have <= 4 a year */
 #define SCAN_STEP 3600     /* no zone changes offset twice within an hour */
-
-typedef struct {
-        char *data;
-        size_t size, alloc;
-        bool oom;
-} buf_t;
-
-static void buf_put(buf_t *b, const void *p, size_t n) {
-        if (b->oom || n == 0)
-                return;
-        if (n > SIZE_MAX / 4 - b->size) {
-                b->oom = true;
-                return;
-        }
-        if (b->size + n + 1 > b->alloc) {
-                size_t a = b->alloc ? b->alloc : 512;
-                char *q;
-
-                while (a < b->size + n + 1)
-                        a *= 2;
-                q = realloc(b->data, a);
-                if (!q) {
-                        b->oom = true;
-                        return;
-                }
-                b->data = q;
-                b->alloc = a;
-        }
-        memcpy(b->data + b->size, p, n);
-        b->size += n;
-        b->data[b->size] = 0;
-}
-
-static void buf_puts(buf_t *b, const char *s) {
-        buf_put(b, s, strlen(s));
-}
-
-static void buf_printf(buf_t *b, const char *fmt, ...) {
-        char tmp[128];
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-        va_end(ap);
-        if (n < 0 || (size_t) n >= sizeof tmp) {
-                b->oom = true;
-                return;
-        }
-        buf_put(b, tmp, (size_t) n);
-}
 
 /* Length of the well-formed UTF-8 sequence at s, 0 if there is none. */
 static size_t utf8_valid(const unsigned char *s, size_t n) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "message.h"
 
 /* RFC 5322 allows 78; 76 keeps every header line within RFC 2047's limit for lines that
@@ -24,62 +25,6 @@
 #define QP_LINE_MAX 76    /* RFC 2045 6.7 */
 #define B64_LINE_BYTES 57 /* 76 characters of base64 */
 #define FILENAME_MAX_BYTES 200
-
-typedef struct {
-        char *data;
-        size_t size, alloc;
-        bool oom;
-} buf_t;
-
-static void buf_put(buf_t *b, const void *p, size_t n) {
-        if (b->oom || n == 0)
-                return;
-        if (n > SIZE_MAX / 4 - b->size) {
-                b->oom = true;
-                return;
-        }
-        if (b->size + n + 1 > b->alloc) {
-                size_t a = b->alloc ? b->alloc : 1024;
-                char *q;
-
-                while (a < b->size + n + 1)
-                        a *= 2;
-                q = realloc(b->data, a);
-                if (!q) {
-                        b->oom = true;
-                        return;
-                }
-                b->data = q;
-                b->alloc = a;
-        }
-        memcpy(b->data + b->size, p, n);
-        b->size += n;
-        b->data[b->size] = 0;
-}
-
-static void buf_puts(buf_t *b, const char *s) {
-        buf_put(b, s, strlen(s));
-}
-
-static void buf_putc(buf_t *b, char c) {
-        buf_put(b, &c, 1);
-}
-
-static void buf_printf(buf_t *b, const char *fmt, ...) {
-        char tmp[256];
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-        va_end(ap);
-        /* only used for short fixed-format fields */
-        if (n < 0 || (size_t) n >= sizeof tmp) {
-                b->oom = true;
-                return;
-        }
-        buf_put(b, tmp, (size_t) n);
-}
 
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates,
  * nothing above U+10FFFF), 0 if there is none. */
