@@ -213,7 +213,9 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
         if (timeout_ms < 0)
                 return p->timer ? sd_event_source_set_enabled(p->timer, SD_EVENT_OFF) : 0;
         if (!p->timer)
-                return sd_event_add_time_relative(p->event, &p->timer, CLOCK_MONOTONIC, usec, 0,
+                /* accuracy 1 us: 0 would mean sd-event's default slack of 250 ms, a
+                 * quarter-second stall for every libcurl timeout of "now" */
+                return sd_event_add_time_relative(p->event, &p->timer, CLOCK_MONOTONIC, usec, 1,
                                                   on_timer, p) < 0 ? -1 : 0;
         if (sd_event_source_set_time_relative(p->timer, usec) < 0 ||
             sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT) < 0)
