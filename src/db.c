@@ -378,12 +378,29 @@ char *db_meta_get(db_t *db, const char *key)
 
 static const char SQL_SESSION_GET[] =
         "SELECT id, title, starts_at, ends_at, ifnull(closes_at, 0), capacity, join_url,"
-        " elearning_url, trainer_email, status, seq, change_note,"
-        " (SELECT count(*) FROM registrations r WHERE r.session_id = s.id AND r.status = 'booked'),"
-        " (SELECT count(*) FROM registrations r WHERE r.session_id = s.id AND r.status = 'waitlisted')"
-        " FROM sessions s WHERE id = ?";
+        " elearning_url, trainer_email, status, seq, change_note FROM sessions WHERE id = ?";
+static const char SQL_SESSION_COUNTS[] =
+        "SELECT (SELECT count(*) FROM registrations WHERE session_id = ?1 AND status = 'booked'),"
+        " (SELECT count(*) FROM registrations WHERE session_id = ?1 AND status = 'waitlisted')";
 
-int db_session_get(db_t *db, int64_t id, session_t *ret)
+int db_session_count(db_t *db, session_t *s)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_SESSION_COUNTS);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, s->id);
+        r = db_step(st);
+        if (r == 1) {
+                s->booked = sqlite3_column_int(st, 0);
+                s->waitlisted = sqlite3_column_int(st, 1);
+        }
+        sqlite3_reset(st);
+        return r < 0 ? r : 0;
+}
+
+int db_session_get_plain(db_t *db, int64_t id, session_t *ret)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_SESSION_GET);
         session_t s = { 0 };
@@ -406,8 +423,7 @@ int db_session_get(db_t *db, int64_t id, session_t *ret)
                 s.status = db_col_text(st, 9);
                 s.seq = sqlite3_column_int(st, 10);
                 s.change_note = db_col_text(st, 11);
-                s.booked = sqlite3_column_int(st, 12);
-                s.waitlisted = sqlite3_column_int(st, 13);
+                s.booked = s.waitlisted = -1;
                 if (!s.title || !s.status) {
                         session_clear(&s);
                         r = -ENOMEM;
@@ -415,6 +431,17 @@ int db_session_get(db_t *db, int64_t id, session_t *ret)
                         *ret = s;
         }
         sqlite3_reset(st);
+        return r;
+}
+
+int db_session_get(db_t *db, int64_t id, session_t *ret)
+{
+        int r = db_session_get_plain(db, id, ret);
+
+        if (r == 1 && (r = db_session_count(db, ret)) == 0)
+                return 1;
+        if (r < 0)
+                session_clear(ret);
         return r;
 }
 

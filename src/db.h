@@ -59,8 +59,12 @@ typedef struct {
         int64_t registered_at, elearning_done_at, booked_at; /* 0: absent */
 } registration_t;
 
-/* 1 found, 0 no such row, negative errno. */
+/* 1 found, 0 no such row, negative errno. With the booked and waitlisted counts. */
 int db_session_get(db_t *db, int64_t id, session_t *ret);
+/* The same without the counts (they cost a walk of the session's registrations, which
+ * delivery, asking once per email, must not pay): booked and waitlisted are -1. */
+int db_session_get_plain(db_t *db, int64_t id, session_t *ret);
+int db_session_count(db_t *db, session_t *s);
 void session_clear(session_t *s);
 int db_registration_get(db_t *db, int64_t id, registration_t *ret);
 void registration_clear(registration_t *r);

@@ -17,7 +17,7 @@
 
 #define FOLD_OCTETS 75     /* RFC 5545 3.1 */
 #define MAX_CHANGES 64     /* offset changes in the scanned years; real zones have <= 4 a year */
-#define SCAN_STEP 3600     /* no zone changes offset twice within an hour */
+#define SCAN_STEP 86400    /* no zone changes offset twice within a day */
 
 /* Length of the well-formed UTF-8 sequence at s, 0 if there is none. */
 static size_t utf8_valid(const unsigned char *s, size_t n) {
@@ -244,8 +244,46 @@ static int zone_bisect(int64_t lo, int64_t hi, const zone_state_t *old, int64_t 
 }
 
 /* Every change of offset, DST flag or abbreviation in [from, to). */
+static int zone_walk(int64_t from, int64_t to, zone_state_t *ret_initial,
+                     zone_change_t *changes, size_t *ret_n);
+
+/* Every email of a run asks about the same zone and years: remember the last answer. */
 static int zone_changes(int64_t from, int64_t to, zone_state_t *ret_initial,
                         zone_change_t *changes, size_t *ret_n) {
+        static struct {
+                bool valid;
+                char tz[128];
+                int64_t from, to;
+                zone_state_t initial;
+                zone_change_t changes[MAX_CHANGES];
+                size_t n;
+        } memo;
+        const char *tz = getenv("TZ");
+        int r;
+
+        if (!tz)
+                tz = "";
+        if (memo.valid && memo.from == from && memo.to == to && strcmp(memo.tz, tz) == 0) {
+                *ret_initial = memo.initial;
+                memcpy(changes, memo.changes, memo.n * sizeof(*changes));
+                *ret_n = memo.n;
+                return 0;
+        }
+        r = zone_walk(from, to, ret_initial, changes, ret_n);
+        if (r < 0 || strlen(tz) >= sizeof(memo.tz))
+                return r;
+        memo.valid = true;
+        snprintf(memo.tz, sizeof(memo.tz), "%s", tz);
+        memo.from = from;
+        memo.to = to;
+        memo.initial = *ret_initial;
+        memcpy(memo.changes, changes, *ret_n * sizeof(*changes));
+        memo.n = *ret_n;
+        return 0;
+}
+
+static int zone_walk(int64_t from, int64_t to, zone_state_t *ret_initial,
+                     zone_change_t *changes, size_t *ret_n) {
         zone_state_t prev;
         size_t n = 0;
         int r = zone_state(from, &prev);

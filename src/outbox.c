@@ -335,7 +335,7 @@ const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_
         registration_t g = { 0 };
         const char *r = NULL;
 
-        if (db_session_get(db, session_id, &s) <= 0)
+        if (db_session_get_plain(db, session_id, &s) <= 0)
                 return "the session no longer exists";
         if (registration_id && db_registration_get(db, registration_id, &g) <= 0) {
                 r = "the registration no longer exists";

@@ -30,6 +30,7 @@ int kind_index(const char *kind)
 struct templates {
         struct {
                 char *subject, *text, *html;
+                bool counts; /* speaks of booked_count or seats_left */
         } k[N_KINDS];
 };
 
@@ -372,16 +373,19 @@ static bool has_ics(const char *kind)
                strcmp(kind, "session_cancelled") == 0;
 }
 
-static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now, values_t *vals,
-                session_t *s, char **ret_csv, size_t *ret_csv_size)
+static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now, bool counts,
+                values_t *vals, session_t *s, char **ret_csv, size_t *ret_csv_size)
 {
         registration_t g = { 0 };
         bool gated;
         int r;
 
-        r = db_session_get(db, key->session_id, s);
+        r = db_session_get_plain(db, key->session_id, s);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
+        /* counting walks the session's registrations: only for templates that use it */
+        if (counts && (r = db_session_count(db, s)) < 0)
+                return r;
         set_common(vals, c);
         if (key->registration_id) {
                 r = db_registration_get(db, key->registration_id, &g);
@@ -477,7 +481,7 @@ int render_mail(db_t *db, const config_t *c, const templates_t *t, const mail_ke
                 return -EINVAL;
         if (!addr_valid(key->recipient))
                 return -EINVAL;
-        r = fill(db, c, key, now, &vals, &s, &csv, &csv_size);
+        r = fill(db, c, key, now, t->k[k].counts, &vals, &s, &csv, &csv_size);
         if (r < 0)
                 goto out;
         if (has_ics(key->kind)) {
@@ -525,6 +529,11 @@ static int check_kind(const templates_t *t, int k, char **ret_err)
         return r;
 }
 
+static bool uses_counts(const char *text)
+{
+        return text && (strstr(text, "booked_count") || strstr(text, "seats_left"));
+}
+
 static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
 {
         char path[4096], *txt = NULL, *err = NULL;
@@ -557,6 +566,9 @@ static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
         }
         if (r >= 0)
                 r = check_kind(t, k, &err);
+        if (r >= 0)
+                t->k[k].counts = uses_counts(t->k[k].subject) || uses_counts(t->k[k].text) ||
+                                 uses_counts(t->k[k].html);
         if (r < 0 && asprintf(ret_err, "%s: %s", path, err ? err : "cannot be rendered") < 0)
                 *ret_err = NULL;
         free(err);
