@@ -469,7 +469,7 @@ int scan_remind(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
         for (size_t i = 0; i < n && r >= 0; i++) {
                 session_t s;
 
-                r = db_session_get(db, ids[i], &s);
+                r = db_session_get_plain(db, ids[i], &s);
                 if (r <= 0)
                         continue;
                 r = remind_session(db, c, now, stats, &s);
@@ -520,7 +520,7 @@ int scan_join(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
         for (size_t i = 0; i < n && r >= 0; i++) {
                 session_t s;
 
-                r = db_session_get(db, ids[i], &s);
+                r = db_session_get_plain(db, ids[i], &s);
                 if (r <= 0)
                         continue;
                 if (now >= plan_joining_at(c, s.starts_at)) {
@@ -578,7 +578,7 @@ int scan_follow_up(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats
         for (size_t i = 0; i < n && r >= 0; i++) {
                 session_t s;
 
-                r = db_session_get(db, ids[i], &s);
+                r = db_session_get_plain(db, ids[i], &s);
                 if (r <= 0)
                         continue;
                 if (now >= plan_follow_up_at(c, s.ends_at)) {
@@ -724,7 +724,7 @@ int scan_forget(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
         for (size_t i = 0; i < n && r >= 0; i++) {
                 session_t s;
 
-                r = db_session_get(db, ids[i], &s);
+                r = db_session_get_plain(db, ids[i], &s);
                 if (r <= 0)
                         continue;
                 if (now >= plan_forget_at(c, s.ends_at)) {
