@@ -30,7 +30,10 @@ done
 [ -x "$B/meccd" ] && [ -x "$B/meccctl" ] || { echo "bench: build $B/meccd first (make)" >&2; exit 69; }
 
 rm -rf "$W"
-mkdir -p "$W"
+mkdir -p "$W/bin"
+# a private copy: a `make` elsewhere in the tree must not swap the binary mid-run
+cp "$B/meccd" "$B/meccctl" "$W/bin/"
+B=$W/bin
 sink_pid=""
 daemon_pid=""
 cleanup() {
