@@ -64,6 +64,33 @@ static int collect_ids(sqlite3_stmt *st, int64_t **ret, size_t *ret_n)
         return 0;
 }
 
+typedef int (*session_step_fn)(db_t *, const config_t *, int64_t, scan_stats_t *, const session_t *);
+
+/* Run fn for each session the bound query st selects. counts: load them with their booked
+ * and waitlisted counts (a walk of their registrations; only steps that need it pay). */
+static int each_session(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
+                        sqlite3_stmt *st, bool counts, session_step_fn fn)
+{
+        int64_t *ids = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!st)
+                return -EIO;
+        r = collect_ids(st, &ids, &n);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                session_t s;
+
+                r = counts ? db_session_get(db, ids[i], &s) : db_session_get_plain(db, ids[i], &s);
+                if (r <= 0)
+                        continue; /* gone since the query: nothing to do */
+                r = fn(db, c, now, stats, &s);
+                session_clear(&s);
+        }
+        free(ids);
+        return r < 0 ? r : 0;
+}
+
 static const char SQL_SET_REG[] =
         "UPDATE registrations SET status = ?2, reason = ?3,"
         " booked_at = CASE WHEN ?2 = 'booked' THEN ?4 ELSE booked_at END,"
@@ -261,52 +288,42 @@ static const char SQL_EARLIEST_WAITING[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'waitlisted'"
         " ORDER BY registered_at, id LIMIT ?2";
 
-int scan_promote(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+static int promote_session(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
+                           const session_t *s)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_WAITING_SESSIONS);
-        int64_t *sids = NULL;
-        size_t n = 0;
+        sqlite3_stmt *st;
+        int64_t *ids = NULL;
+        size_t m = 0;
         int r;
 
-        if (!st)
-                return -EIO;
-        r = collect_ids(st, &sids, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                session_t s;
-                int64_t *ids = NULL;
-                size_t m = 0;
+        if (strcmp(s->status, "open") != 0 || s->booked >= s->capacity ||
+            now >= plan_cutoff(c, s->starts_at, s->closes_at))
+                return 0;
+        st = db_stmt(db, SQL_EARLIEST_WAITING);
+        sqlite3_bind_int64(st, 1, s->id);
+        sqlite3_bind_int64(st, 2, s->capacity - s->booked);
+        r = collect_ids(st, &ids, &m);
+        for (size_t j = 0; j < m && r >= 0; j++) {
+                registration_t g;
 
-                r = db_session_get(db, sids[i], &s);
+                r = db_registration_get(db, ids[j], &g);
                 if (r <= 0)
-                        continue;
-                if (strcmp(s.status, "open") == 0 && s.booked < s.capacity &&
-                    now < plan_cutoff(c, s.starts_at, s.closes_at)) {
-                        st = db_stmt(db, SQL_EARLIEST_WAITING);
-                        sqlite3_bind_int64(st, 1, s.id);
-                        sqlite3_bind_int64(st, 2, s.capacity - s.booked);
-                        r = collect_ids(st, &ids, &m);
-                        for (size_t j = 0; j < m && r >= 0; j++) {
-                                registration_t g;
-
-                                r = db_registration_get(db, ids[j], &g);
-                                if (r <= 0)
-                                        break;
-                                stats->promoted++;
-                                log_reg(LOG_INFO, MID_REG_ADMITTED, &g, "promoted",
-                                        "booked from the waiting list");
-                                r = set_registration(db, g.id, "booked", NULL, now, true);
-                                if (r >= 0)
-                                        r = outbox_queue(db, c, s.id, g.id, "promoted", "", g.email, now);
-                                registration_clear(&g);
-                        }
-                        free(ids);
-                }
-                session_clear(&s);
+                        break;
+                stats->promoted++;
+                log_reg(LOG_INFO, MID_REG_ADMITTED, &g, "promoted", "booked from the waiting list");
+                r = set_registration(db, g.id, "booked", NULL, now, true);
+                if (r >= 0)
+                        r = outbox_queue(db, c, s->id, g.id, "promoted", "", g.email, now);
+                registration_clear(&g);
         }
-        free(sids);
-        return r < 0 ? r : 0;
+        free(ids);
+        return r;
+}
+
+int scan_promote(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+{
+        return each_session(db, c, now, stats, db_stmt(db, SQL_WAITING_SESSIONS), true,
+                            promote_session);
 }
 
 /* ---- 3. close ------------------------------------------------------------------ */
@@ -370,30 +387,21 @@ static int close_one(db_t *db, const config_t *c, int64_t now, scan_stats_t *sta
         return r < 0 ? r : 0;
 }
 
+static int close_due(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
+                     const session_t *s)
+{
+        return now >= plan_cutoff(c, s->starts_at, s->closes_at) ? close_one(db, c, now, stats, s) : 0;
+}
+
 int scan_close(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_CLOSING);
-        int64_t *ids = NULL;
-        size_t n = 0;
-        int r;
 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, now + duration_approx_secs(&c->booking_cutoff) + SLACK);
         sqlite3_bind_int64(st, 2, now);
-        r = collect_ids(st, &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                session_t s;
-
-                r = db_session_get(db, ids[i], &s);
-                if (r <= 0)
-                        continue;
-                if (now >= plan_cutoff(c, s.starts_at, s.closes_at))
-                        r = close_one(db, c, now, stats, &s);
-                session_clear(&s);
-        }
-        free(ids);
-        return r < 0 ? r : 0;
+        return each_session(db, c, now, stats, st, true, close_due);
 }
 
 /* ---- 4. remind ----------------------------------------------------------------- */
@@ -407,15 +415,16 @@ static const char SQL_NEED_REMINDER[] =
         " AND elearning_done_at IS NULL AND booked_at <= ?2";
 static const char SQL_REMINDED_AT[] = "SELECT reminded_at FROM sessions WHERE id = ?1";
 
-static int starting_sessions(db_t *db, int64_t now, int64_t horizon, int64_t **ret, size_t *ret_n)
+/* The query for sessions starting within `horizon` from now. */
+static sqlite3_stmt *starting_sessions(db_t *db, int64_t now, int64_t horizon)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_STARTING);
 
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, now + horizon + SLACK);
-        return collect_ids(st, ret, ret_n);
+        if (st) {
+                sqlite3_bind_int64(st, 1, now);
+                sqlite3_bind_int64(st, 2, now + horizon + SLACK);
+        }
+        return st;
 }
 
 static int64_t reminded_at(db_t *db, int64_t sid)
@@ -459,24 +468,11 @@ static int remind_session(db_t *db, const config_t *c, int64_t now, scan_stats_t
 
 int scan_remind(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 {
-        int64_t *ids = NULL;
-        size_t n = 0;
-        int r;
-
         if (c->n_reminders_elearning == 0)
                 return 0;
-        r = starting_sessions(db, now, duration_approx_secs(&c->reminders_elearning[0]), &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                session_t s;
-
-                r = db_session_get_plain(db, ids[i], &s);
-                if (r <= 0)
-                        continue;
-                r = remind_session(db, c, now, stats, &s);
-                session_clear(&s);
-        }
-        free(ids);
-        return r < 0 ? r : 0;
+        return each_session(db, c, now, stats,
+                            starting_sessions(db, now, duration_approx_secs(&c->reminders_elearning[0])),
+                            false, remind_session);
 }
 
 /* ---- 5. join ------------------------------------------------------------------- */
@@ -510,28 +506,24 @@ static int join_session(db_t *db, const config_t *c, int64_t now, const session_
         return r < 0 ? r : queued + r;
 }
 
-int scan_join(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+static int join_due(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
+                    const session_t *s)
 {
-        int64_t *ids = NULL;
-        size_t n = 0;
         int r;
 
-        r = starting_sessions(db, now, duration_approx_secs(&c->reminder_joining_link), &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                session_t s;
+        if (now < plan_joining_at(c, s->starts_at))
+                return 0;
+        r = join_session(db, c, now, s);
+        if (r > 0)
+                stats->queued += r;
+        return r;
+}
 
-                r = db_session_get_plain(db, ids[i], &s);
-                if (r <= 0)
-                        continue;
-                if (now >= plan_joining_at(c, s.starts_at)) {
-                        r = join_session(db, c, now, &s);
-                        if (r > 0)
-                                stats->queued += r;
-                }
-                session_clear(&s);
-        }
-        free(ids);
-        return r < 0 ? r : 0;
+int scan_join(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+{
+        return each_session(db, c, now, stats,
+                            starting_sessions(db, now, duration_approx_secs(&c->reminder_joining_link)),
+                            false, join_due);
 }
 
 /* ---- 6. follow up -------------------------------------------------------------- */
@@ -545,6 +537,23 @@ static const char SQL_TO_FOLLOW_UP[] =
 static const char SQL_SET_FOLLOWED_UP[] = "UPDATE sessions SET followed_up = 1 WHERE id = ?1";
 static const char SQL_BOOKED_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'booked'";
+
+static int follow_up_due(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
+                         const session_t *s)
+{
+        sqlite3_stmt *st;
+        int r;
+
+        if (now < plan_follow_up_at(c, s->ends_at))
+                return 0;
+        r = queue_each(db, c, SQL_BOOKED_OF, s->id, 0, "follow_up", "", now);
+        if (r < 0)
+                return r;
+        stats->queued += r;
+        st = db_stmt(db, SQL_SET_FOLLOWED_UP);
+        sqlite3_bind_int64(st, 1, s->id);
+        return db_step_done(st);
+}
 
 int scan_follow_up(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 {
@@ -568,32 +577,13 @@ int scan_follow_up(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats
                 log_ctx(LOG_INFO, &ctx, "session %lld has ended", (long long) ids[i]);
         }
         free(ids);
-        ids = NULL;
         if (r < 0 || !c->follow_up_enabled)
                 return r < 0 ? r : 0;
 
         st = db_stmt(db, SQL_TO_FOLLOW_UP);
-        sqlite3_bind_int64(st, 1, now);
-        r = collect_ids(st, &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                session_t s;
-
-                r = db_session_get_plain(db, ids[i], &s);
-                if (r <= 0)
-                        continue;
-                if (now >= plan_follow_up_at(c, s.ends_at)) {
-                        r = queue_each(db, c, SQL_BOOKED_OF, s.id, 0, "follow_up", "", now);
-                        if (r >= 0) {
-                                stats->queued += r;
-                                st = db_stmt(db, SQL_SET_FOLLOWED_UP);
-                                sqlite3_bind_int64(st, 1, s.id);
-                                r = db_step_done(st);
-                        }
-                }
-                session_clear(&s);
-        }
-        free(ids);
-        return r < 0 ? r : 0;
+        if (st)
+                sqlite3_bind_int64(st, 1, now);
+        return each_session(db, c, now, stats, st, false, follow_up_due);
 }
 
 /* ---- 7. cancel ----------------------------------------------------------------- */
@@ -710,31 +700,23 @@ static int forget_one(db_t *db, int64_t sid, int64_t now)
         return r;
 }
 
+static int forget_due(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
+                      const session_t *s)
+{
+        if (now < plan_forget_at(c, s->ends_at))
+                return 0;
+        stats->erased++;
+        return forget_one(db, s->id, now);
+}
+
 int scan_forget(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_TO_FORGET);
-        int64_t *ids = NULL;
-        size_t n = 0;
-        int r;
 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, now - duration_approx_secs(&c->retention) + SLACK);
-        r = collect_ids(st, &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                session_t s;
-
-                r = db_session_get_plain(db, ids[i], &s);
-                if (r <= 0)
-                        continue;
-                if (now >= plan_forget_at(c, s.ends_at)) {
-                        r = forget_one(db, s.id, now);
-                        stats->erased++;
-                }
-                session_clear(&s);
-        }
-        free(ids);
-        return r < 0 ? r : 0;
+        return each_session(db, c, now, stats, st, false, forget_due);
 }
 
 /* ---- the scan ------------------------------------------------------------------- */
