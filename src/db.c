@@ -420,11 +420,11 @@ int db_session_get_plain(db_t *db, int64_t id, session_t *ret)
                 s.join_url = db_col_text(st, 6);
                 s.elearning_url = db_col_text(st, 7);
                 s.trainer_email = db_col_text(st, 8);
-                s.status = db_col_text(st, 9);
+                s.status = session_status_from_string((const char *) sqlite3_column_text(st, 9));
                 s.seq = sqlite3_column_int(st, 10);
                 s.change_note = db_col_text(st, 11);
                 s.booked = s.waitlisted = -1;
-                if (!s.title || !s.status) {
+                if (!s.title || s.status < 0) {
                         session_clear(&s);
                         r = -ENOMEM;
                 } else
@@ -451,7 +451,6 @@ void session_clear(session_t *s)
         free(s->join_url);
         free(s->elearning_url);
         free(s->trainer_email);
-        free(s->status);
         free(s->change_note);
         memset(s, 0, sizeof(*s));
 }
@@ -475,12 +474,12 @@ int db_registration_get(db_t *db, int64_t id, registration_t *ret)
                 g.session_id = sqlite3_column_int64(st, 1);
                 g.name = db_col_text(st, 2);
                 g.email = db_col_text(st, 3);
-                g.status = db_col_text(st, 4);
+                g.status = reg_status_from_string((const char *) sqlite3_column_text(st, 4));
                 g.token = db_col_text(st, 5);
                 g.registered_at = sqlite3_column_int64(st, 6);
                 g.elearning_done_at = sqlite3_column_int64(st, 7);
                 g.booked_at = sqlite3_column_int64(st, 8);
-                if (!g.name || !g.email || !g.status) {
+                if (!g.name || !g.email || g.status < 0) {
                         registration_clear(&g);
                         r = -ENOMEM;
                 } else
@@ -494,7 +493,6 @@ void registration_clear(registration_t *r)
 {
         free(r->name);
         free(r->email);
-        free(r->status);
         free(r->token);
         memset(r, 0, sizeof(*r));
 }

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "status.h"
+
 typedef struct db db_t;
 
 /* Open (creating and migrating the schema) the database at path. Errors: -EBUSY when
@@ -47,7 +49,7 @@ typedef struct {
         int64_t starts_at, ends_at, closes_at; /* closes_at 0: derived from the cutoff */
         long capacity;
         char *join_url, *elearning_url, *trainer_email;
-        char *status;
+        session_status_t status;
         long seq;            /* iCalendar SEQUENCE: rises with each change */
         char *change_note;   /* what the last change was, for session_changed */
         long booked, waitlisted;
@@ -55,7 +57,8 @@ typedef struct {
 
 typedef struct {
         int64_t id, session_id;
-        char *name, *email, *status, *token;
+        char *name, *email, *token;
+        reg_status_t status;
         int64_t registered_at, elearning_done_at, booked_at; /* 0: absent */
 } registration_t;
 

@@ -137,7 +137,7 @@ static void print_session(ctl_t *x, const session_t *s, bool first)
                 json_time(cutoff);
                 printf(",\"capacity\":%ld,\"status\":\"%s\",\"booked\":%ld,\"waitlisted\":%ld,"
                        "\"seats_left\":%ld,\"full\":%s,\"sequence\":%ld,\"join_url\":",
-                       s->capacity, s->status, s->booked, s->waitlisted, left,
+                       s->capacity, session_status_to_string(s->status), s->booked, s->waitlisted, left,
                        s->booked >= s->capacity ? "true" : "false", s->seq);
                 json_str(s->join_url);
                 fputs(",\"elearning_url\":", stdout);
@@ -147,8 +147,8 @@ static void print_session(ctl_t *x, const session_t *s, bool first)
                 putchar('}');
                 return;
         }
-        printf("%-4lld %-9s %-22s %3ld/%-3ld %4ld  %-22s %s\n", (long long) s->id, s->status,
-               local_time(s->starts_at, a, sizeof(a)), s->booked, s->capacity, s->waitlisted,
+        printf("%-4lld %-9s %-22s %3ld/%-3ld %4ld  %-22s %s\n", (long long) s->id,
+               session_status_to_string(s->status), local_time(s->starts_at, a, sizeof(a)), s->booked, s->capacity, s->waitlisted,
                local_time(cutoff, b, sizeof(b)), s->title);
 }
 
@@ -225,7 +225,7 @@ static int cmd_session_show(ctl_t *x, int argc, char **argv)
                 printf("Session %lld: %s\n  status:    %s\n  starts:    %s\n  ends:      %s\n"
                        "  bookings:  close %s\n  places:    %ld booked of %ld, %ld waiting\n"
                        "  join:      %s\n  e-learning: %s\n  trainer:   %s\n",
-                       (long long) s.id, s.title, s.status, local_time(s.starts_at, a, sizeof(a)),
+                       (long long) s.id, s.title, session_status_to_string(s.status), local_time(s.starts_at, a, sizeof(a)),
                        local_time(s.ends_at, b, sizeof(b)),
                        local_time(plan_cutoff(x->cfg, s.starts_at, s.closes_at), c, sizeof(c)),
                        s.booked, s.capacity, s.waitlisted, s.join_url ? s.join_url : "-",
@@ -402,8 +402,9 @@ static int cmd_session_edit(ctl_t *x, int argc, char **argv)
                 r = fail(EX_DATAERR, "the end must be after the start");
                 goto out;
         }
-        if (!strcmp(s.status, "cancelled") || !strcmp(s.status, "done")) {
-                r = fail(EX_DATAERR, "session %lld is %s and can no longer be edited", (long long) s.id, s.status);
+        if (s.status == SESSION_CANCELLED || s.status == SESSION_DONE) {
+                r = fail(EX_DATAERR, "session %lld is %s and can no longer be edited", (long long) s.id,
+                         session_status_to_string(s.status));
                 goto out;
         }
         join = a.join_url ? a.join_url : s.join_url;
@@ -436,32 +437,31 @@ out:
 static const char SQL_SESSION_STATUS[] =
         "UPDATE sessions SET status = ?2 WHERE id = ?1 AND status = ?3";
 
-static int set_status(ctl_t *x, int argc, char **argv, const char *from, const char *to)
+static int set_status(ctl_t *x, int argc, char **argv, session_status_t to)
 {
         session_t s;
         sqlite3_stmt *st;
         int r;
 
         if (argc != 2)
-                return fail(EX_USAGE, "usage: session %s ID", to[0] == 'c' && to[1] == 'a' ? "cancel" : "close");
+                return fail(EX_USAGE, "usage: session cancel ID");
         r = get_session(x, argv[1], &s);
         if (r)
                 return r;
         st = db_stmt(x->db, SQL_SESSION_STATUS);
         sqlite3_bind_int64(st, 1, s.id);
-        sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, from ? from : s.status, -1, SQLITE_TRANSIENT);
-        if (!strcmp(s.status, to))
-                r = fail(EX_DATAERR, "session %lld is already %s", (long long) s.id, to);
-        else if (!strcmp(s.status, "done") || !strcmp(s.status, "cancelled") ||
-                 (from && strcmp(s.status, from)))
-                r = fail(EX_DATAERR, "session %lld is %s", (long long) s.id, s.status);
+        sqlite3_bind_text(st, 2, session_status_to_string(to), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, session_status_to_string(s.status), -1, SQLITE_STATIC);
+        if (s.status == to)
+                r = fail(EX_DATAERR, "session %lld is already %s", (long long) s.id, session_status_to_string(to));
+        else if (s.status == SESSION_DONE || s.status == SESSION_CANCELLED)
+                r = fail(EX_DATAERR, "session %lld is %s", (long long) s.id, session_status_to_string(s.status));
         else if ((r = db_step_done(st)) < 0)
                 r = db_fail(x, r);
         else {
                 r = EX_OK;
                 if (!x->json)
-                        printf("session %lld %s\n", (long long) s.id, to);
+                        printf("session %lld %s\n", (long long) s.id, session_status_to_string(to));
         }
         session_clear(&s);
         return r;
@@ -469,7 +469,7 @@ static int set_status(ctl_t *x, int argc, char **argv, const char *from, const c
 
 static int cmd_session_cancel(ctl_t *x, int argc, char **argv)
 {
-        return set_status(x, argc, argv, NULL, "cancelled");
+        return set_status(x, argc, argv, SESSION_CANCELLED);
 }
 
 /* Closing early: the next scan does the rest of the close step (waiting list, roster). */
@@ -486,8 +486,9 @@ static int cmd_session_close(ctl_t *x, int argc, char **argv)
         r = get_session(x, argv[1], &s);
         if (r)
                 return r;
-        if (strcmp(s.status, "open")) {
-                r = fail(EX_DATAERR, "session %lld is %s, not open", (long long) s.id, s.status);
+        if (s.status != SESSION_OPEN) {
+                r = fail(EX_DATAERR, "session %lld is %s, not open", (long long) s.id,
+                         session_status_to_string(s.status));
                 goto out;
         }
         st = db_stmt(x->db, SQL_CLOSE_NOW);
@@ -586,8 +587,9 @@ static int cmd_cancel(ctl_t *x, int argc, char **argv)
         r = db_registration_get(x->db, id, &g);
         if (r <= 0)
                 return r < 0 ? db_fail(x, r) : fail(EX_DATAERR, "no registration %lld", (long long) id);
-        if (strcmp(g.status, "new") && strcmp(g.status, "booked") && strcmp(g.status, "waitlisted")) {
-                r = fail(EX_DATAERR, "registration %lld is %s; nothing to cancel", (long long) id, g.status);
+        if (g.status != REG_NEW && !reg_status_is_placed(g.status)) {
+                r = fail(EX_DATAERR, "registration %lld is %s; nothing to cancel", (long long) id,
+                         reg_status_to_string(g.status));
                 goto out;
         }
         st = db_stmt(x->db, SQL_CANCEL_REG);
@@ -1000,7 +1002,7 @@ static int cmd_preview(ctl_t *x, int argc, char **argv)
         bool roster;
         int r;
 
-        if (argc != 2 + 1 || kind_index(argv[1]) < 0 || !parse_id(argv[2], &id))
+        if (argc != 2 + 1 || kind_from_string(argv[1]) < 0 || !parse_id(argv[2], &id))
                 return fail(EX_USAGE, "usage: preview KIND REGISTRATION_ID (KIND: confirmation, waitlisted, "
                                       "promoted, late, not_placed, elearning_reminder, joining_link, roster, "
                                       "follow_up, session_cancelled, session_changed)");
@@ -1028,7 +1030,7 @@ static int cmd_preview(ctl_t *x, int argc, char **argv)
         {
                 const char *to = roster ? (trainer ? trainer : x->cfg->n_roster_to ? x->cfg->roster_to[0] : g.email)
                                         : g.email;
-                mail_key_t key = { argv[1], occ, g.session_id, roster ? 0 : id, to, mid ? mid : fake };
+                mail_key_t key = { kind_from_string(argv[1]), occ, g.session_id, roster ? 0 : id, to, mid ? mid : fake };
 
                 r = render_mail(x->db, x->cfg, t, &key, x->now, &out, &size, &err);
         }
@@ -1085,7 +1087,7 @@ static int64_t next_moment(ctl_t *x, db_t *db, int64_t after)
  * (a relay outage), since what the simulated scans queue is true when queued. */
 typedef struct {
         int64_t id, reg, sid;
-        char *kind;
+        kind_t kind;
         bool expired;
 } due_t;
 
@@ -1106,7 +1108,8 @@ static int collect_due(ctl_t *x, db_t *db, int64_t t, due_t **ret, size_t *ret_n
                 }
                 rows = p;
                 rows[n] = (due_t) { sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2),
-                                    sqlite3_column_int64(st, 3), db_col_text(st, 1), false };
+                                    sqlite3_column_int64(st, 3),
+                                    kind_from_string((const char *) sqlite3_column_text(st, 1)), false };
                 rows[n].expired = outbox_stale(db, x->cfg, rows[n].sid, rows[n].reg, rows[n].kind,
                                                (const char *) sqlite3_column_text(st, 4), t) != NULL;
                 n++;
@@ -1140,15 +1143,13 @@ static int emit(ctl_t *x, db_t *db, int64_t t, int *n)
                         printf("%s{\"at\":", *n ? "," : "");
                         json_time(t);
                         printf(",\"kind\":\"%s\",\"registration_id\":%s,\"session_id\":%lld}",
-                               rows[i].kind ? rows[i].kind : "", rows[i].reg ? rs : "null",
+                               kind_to_string(rows[i].kind), rows[i].reg ? rs : "null",
                                (long long) rows[i].sid);
                 } else
                         printf("%-22s %-19s %-6s %lld\n", local_time(t, a, sizeof(a)),
-                               rows[i].kind ? rows[i].kind : "", rs, (long long) rows[i].sid);
+                               kind_to_string(rows[i].kind), rs, (long long) rows[i].sid);
                 (*n)++;
         }
-        for (size_t i = 0; i < m; i++)
-                free(rows[i].kind);
         free(rows);
         return r < 0 ? r : 0;
 }

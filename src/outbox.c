@@ -60,7 +60,7 @@ static void id_part(const char *s, char *buf, size_t n)
 }
 
 int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
-                 const char *kind, const char *occasion, const char *recipient, int64_t now)
+                 kind_t kind, const char *occasion, const char *recipient, int64_t now)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_QUEUE);
         char *instance = db_meta_get(db, "instance"), mid[512], occ[96];
@@ -74,13 +74,13 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
         /* derived from the occasion, so the same email always carries the same id */
         id_part(occasion, occ, sizeof(occ));
         snprintf(mid, sizeof(mid), "<%lld.%lld.%s%s%s.%s%s>", (long long) session_id,
-                 (long long) registration_id, kind, *occ ? "." : "", occ, instance,
+                 (long long) registration_id, kind_to_string(kind), *occ ? "." : "", occ, instance,
                  domain ? domain : "@meccd.invalid");
         free(instance);
         sqlite3_bind_int64(st, 1, session_id);
         if (registration_id)
                 sqlite3_bind_int64(st, 2, registration_id);
-        sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, kind_to_string(kind), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, occasion, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, recipient, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, now);
@@ -249,7 +249,8 @@ typedef struct row {
         outbox_t *o;
         struct row *next_flying;
         int64_t id, session_id, registration_id, first_attempt_at;
-        char *kind, *occasion, *recipient, *message_id, *body;
+        kind_t kind;
+        char *occasion, *recipient, *message_id, *body;
         size_t body_size;
         unsigned attempts;
 } row_t;
@@ -258,7 +259,6 @@ static row_t *row_free(row_t *w)
 {
         if (!w)
                 return NULL;
-        free(w->kind);
         free(w->occasion);
         free(w->recipient);
         free(w->message_id);
@@ -303,7 +303,7 @@ static int next_due(db_t *db, int64_t now, row_t **ret)
                 w->id = sqlite3_column_int64(st, 0);
                 w->session_id = sqlite3_column_int64(st, 1);
                 w->registration_id = sqlite3_column_int64(st, 2);
-                w->kind = db_col_text(st, 3);
+                w->kind = kind_from_string((const char *) sqlite3_column_text(st, 3));
                 w->occasion = db_col_text(st, 4);
                 w->recipient = db_col_text(st, 5);
                 w->message_id = db_col_text(st, 6);
@@ -317,7 +317,7 @@ static int next_due(db_t *db, int64_t now, row_t **ret)
                                 w->body[w->body_size] = '\0';
                         }
                 }
-                if (!w->kind || !w->occasion || !w->recipient || !w->message_id ||
+                if (w->kind < 0 || !w->occasion || !w->recipient || !w->message_id ||
                     (w->body_size && !w->body)) {
                         row_free(w);
                         r = -ENOMEM;
@@ -329,12 +329,15 @@ static int next_due(db_t *db, int64_t now, row_t **ret)
 }
 
 const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
-                         const char *kind, const char *recipient, int64_t now)
+                         kind_t kind, const char *recipient, int64_t now)
 {
+        const kind_info_t *k = kind_info(kind);
         session_t s = { 0 };
         registration_t g = { 0 };
         const char *r = NULL;
 
+        if (!k)
+                return "it is of an unknown kind";
         if (db_session_get_plain(db, session_id, &s) <= 0)
                 return "the session no longer exists";
         if (registration_id && db_registration_get(db, registration_id, &g) <= 0) {
@@ -343,23 +346,19 @@ const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_
         }
         if (!*recipient || (registration_id && !*g.email))
                 r = "the address was erased";
-        else if (registration_id && !strcmp(g.status, "cancelled"))
+        else if (registration_id && g.status == REG_CANCELLED)
                 r = "the registration was cancelled";
-        else if (!strcmp(s.status, "cancelled") && strcmp(kind, "session_cancelled") &&
-                 strcmp(kind, "late") && strcmp(kind, "not_placed"))
+        else if ((k->drop & DROP_SESSION_CANCELLED) && s.status == SESSION_CANCELLED)
                 r = "the session was cancelled";
-        else if ((!strcmp(kind, "joining_link") || !strcmp(kind, "session_changed") ||
-                  !strcmp(kind, "elearning_reminder")) && now >= s.starts_at)
+        else if ((k->drop & DROP_AT_START) && now >= s.starts_at)
                 r = "the session has already started";
-        else if (!strcmp(kind, "elearning_reminder") && g.elearning_done_at)
+        else if ((k->drop & DROP_ELEARNING_DONE) && g.elearning_done_at)
                 r = "the e-learning is done";
-        else if (!strcmp(kind, "promoted") && now >= plan_cutoff(c, s.starts_at, s.closes_at))
+        else if ((k->drop & DROP_AT_CUTOFF) && now >= plan_cutoff(c, s.starts_at, s.closes_at))
                 r = "bookings have closed";
-        else if ((!strcmp(kind, "confirmation") || !strcmp(kind, "promoted")) &&
-                 strcmp(g.status, "booked"))
-                r = "the registration is no longer booked";
-        else if (!strcmp(kind, "waitlisted") && strcmp(g.status, "waitlisted"))
-                r = "the registration is no longer on the waiting list";
+        else if (registration_id && k->needs >= 0 && g.status != k->needs)
+                r = k->needs == REG_BOOKED ? "the registration is no longer booked"
+                                           : "the registration is no longer on the waiting list";
 out:
         session_clear(&s);
         registration_clear(&g);
@@ -402,8 +401,9 @@ static int update(db_t *db, const char *sql, int64_t id, int64_t t, const char *
 static void log_row(int prio, const char *mid, const row_t *w, const char *fmt, const char *detail)
 {
         log_ctx_t ctx = { .message_id = mid, .session = w->session_id,
-                          .registration = w->registration_id, .outbox = w->id, .kind = w->kind };
-        log_ctx(prio, &ctx, fmt, w->kind, (long long) w->id, detail);
+                          .registration = w->registration_id, .outbox = w->id,
+                          .kind = kind_to_string(w->kind) };
+        log_ctx(prio, &ctx, fmt, kind_to_string(w->kind), (long long) w->id, detail);
 }
 
 static int ensure_pool(outbox_t *o)

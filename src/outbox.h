@@ -5,18 +5,19 @@
 
 #include "config.h"
 #include "db.h"
+#include "kind.h"
 #include "render.h"
 #include <systemd/sd-event.h>
 
 /* Queue one email for an occasion (registration_id 0: a session email such as the roster).
  * 1 queued, 0 already queued for that occasion (the unique index decides), <0 error. */
 int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
-                 const char *kind, const char *occasion, const char *recipient, int64_t now);
+                 kind_t kind, const char *occasion, const char *recipient, int64_t now);
 
 /* Why a queued email would no longer be true at `now` (SPEC 5, expiry), or NULL when it
  * still is. Delivery drops such a row as expired; `meccctl upcoming` leaves it out. */
 const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
-                         const char *kind, const char *recipient, int64_t now);
+                         kind_t kind, const char *recipient, int64_t now);
 
 /* Rows left mid-attempt by a crash are due again now (they keep their Message-ID). */
 int outbox_recover(db_t *db, int64_t now);

@@ -14,24 +14,11 @@
 #include "render.h"
 #include "template.h"
 
-const char *const kind_names[N_KINDS] = {
-        "confirmation", "waitlisted", "promoted", "late", "not_placed", "elearning_reminder",
-        "joining_link", "roster", "follow_up", "session_cancelled", "session_changed",
-};
-
-int kind_index(const char *kind)
-{
-        for (int i = 0; kind && i < N_KINDS; i++)
-                if (strcmp(kind, kind_names[i]) == 0)
-                        return i;
-        return -1;
-}
-
 struct templates {
         struct {
                 char *subject, *text, *html;
                 bool counts; /* speaks of booked_count or seats_left */
-        } k[N_KINDS];
+        } k[_KIND_MAX];
 };
 
 static int read_file(const char *path, char **ret)
@@ -66,7 +53,7 @@ templates_t *templates_free(templates_t *t)
 {
         if (!t)
                 return NULL;
-        for (int i = 0; i < N_KINDS; i++) {
+        for (int i = 0; i < _KIND_MAX; i++) {
                 free(t->k[i].subject);
                 free(t->k[i].text);
                 free(t->k[i].html);
@@ -342,10 +329,10 @@ char *render_ics_uid(db_t *db, const config_t *c, int64_t session_id)
         return uid;
 }
 
-static int build_ics(db_t *db, const config_t *c, const session_t *s, const char *kind,
+static int build_ics(db_t *db, const config_t *c, const session_t *s, kind_ics_t what,
                      int64_t now, char **ret)
 {
-        bool cancel = strcmp(kind, "session_cancelled") == 0;
+        bool cancel = what == ICS_CANCEL;
         char *uid = render_ics_uid(db, c, s->id), *desc = NULL;
         ics_event_t e = {
                 .uid = uid, .sequence = (int) s->seq + (cancel ? 1 : 0), .dtstamp = now,
@@ -365,12 +352,6 @@ static int build_ics(db_t *db, const config_t *c, const session_t *s, const char
         free(uid);
         free(desc);
         return r;
-}
-
-static bool has_ics(const char *kind)
-{
-        return strcmp(kind, "joining_link") == 0 || strcmp(kind, "session_changed") == 0 ||
-               strcmp(kind, "session_cancelled") == 0;
 }
 
 static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now, bool counts,
@@ -417,17 +398,16 @@ static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now,
                 set(vals, V_NAME, "colleague");
                 set(vals, V_EMAIL, key->recipient);
         }
-        if (!strcmp(key->kind, "late") || !strcmp(key->kind, "not_placed") ||
-            !strcmp(key->kind, "session_cancelled"))
+        if (kind_info(key->kind)->next_sessions)
                 set_owned(vals, V_NEXT, next_sessions(db, c, s->id, now));
-        if (!strcmp(key->kind, "elearning_reminder")) {
+        if (key->kind == KIND_ELEARNING_REMINDER) {
                 bool waiting = strcmp(key->occasion, "link-waiting") == 0;
 
                 set_owned(vals, V_TIME_TO_GO, time_to_go(now, s->starts_at));
                 set(vals, V_NOTE, waiting ? "Your joining link is ready and waiting: we will send it as soon "
                                             "as you have completed the e-learning." : "");
         }
-        if (!strcmp(key->kind, "roster")) {
+        if (key->kind == KIND_ROSTER) {
                 char *text = NULL;
 
                 r = roster(db, s->id, &text, ret_csv, ret_csv_size);
@@ -475,22 +455,23 @@ int render_mail(db_t *db, const config_t *c, const templates_t *t, const mail_ke
         char *ics = NULL, *csv = NULL;
         size_t csv_size = 0, n_att = 0;
         attachment_t att[1];
-        int k = kind_index(key->kind), r;
+        const kind_info_t *info = kind_info(key->kind);
+        int k = key->kind, r;
 
-        if (k < 0)
+        if (!info)
                 return -EINVAL;
         if (!addr_valid(key->recipient))
                 return -EINVAL;
         r = fill(db, c, key, now, t->k[k].counts, &vals, &s, &csv, &csv_size);
         if (r < 0)
                 goto out;
-        if (has_ics(key->kind)) {
-                r = build_ics(db, c, &s, key->kind, now, &ics);
+        if (info->ics != ICS_NONE) {
+                r = build_ics(db, c, &s, info->ics, now, &ics);
                 if (r < 0)
                         goto out;
                 att[n_att++] = (attachment_t) {
                         "invite.ics",
-                        strcmp(key->kind, "session_cancelled") == 0
+                        info->ics == ICS_CANCEL
                                 ? "text/calendar; charset=UTF-8; method=CANCEL"
                                 : "text/calendar; charset=UTF-8; method=PUBLISH",
                         ics, strlen(ics) };
@@ -539,7 +520,7 @@ static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
         char path[4096], *txt = NULL, *err = NULL;
         int r;
 
-        snprintf(path, sizeof(path), "%s/%s.txt", dir, kind_names[k]);
+        snprintf(path, sizeof(path), "%s/%s.txt", dir, kind_to_string(k));
         r = read_file(path, &txt);
         if (r < 0) {
                 if (asprintf(ret_err, "%s: %s", path, r == -EINVAL ? "holds a NUL byte" : strerror(-r)) < 0)
@@ -557,7 +538,7 @@ static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
                 r = template_split_subject(txt, &t->k[k].subject, &t->k[k].text, &err);
         free(txt);
         if (r >= 0) {
-                snprintf(path, sizeof(path), "%s/%s.html", dir, kind_names[k]);
+                snprintf(path, sizeof(path), "%s/%s.html", dir, kind_to_string(k));
                 r = read_file(path, &t->k[k].html);
                 if (r == -ENOENT)
                         r = 0;
@@ -583,7 +564,7 @@ int templates_load(const char *dir, const config_t *c, templates_t **ret, char *
         (void) c;
         if (!t)
                 return -ENOMEM;
-        for (int k = 0; k < N_KINDS && r >= 0; k++)
+        for (int k = 0; k < _KIND_MAX && r >= 0; k++)
                 r = load_kind(dir, t, k, ret_err);
         if (r < 0) {
                 templates_free(t);

@@ -6,11 +6,7 @@
 
 #include "config.h"
 #include "db.h"
-
-#define N_KINDS 11
-extern const char *const kind_names[N_KINDS];
-/* index into kind_names, or -1 */
-int kind_index(const char *kind);
+#include "kind.h"
 
 typedef struct templates templates_t;
 
@@ -21,7 +17,7 @@ int templates_load(const char *dir, const config_t *c, templates_t **ret, char *
 templates_t *templates_free(templates_t *t);
 
 typedef struct {
-        const char *kind;
+        kind_t kind;
         const char *occasion;
         int64_t session_id;
         int64_t registration_id; /* 0 for the roster */

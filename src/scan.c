@@ -96,7 +96,7 @@ static const char SQL_SET_REG[] =
         " booked_at = CASE WHEN ?2 = 'booked' THEN ?4 ELSE booked_at END,"
         " token = ifnull(token, ?5) WHERE id = ?1";
 
-static int set_registration(db_t *db, int64_t id, const char *status, const char *reason,
+static int set_registration(db_t *db, int64_t id, reg_status_t status, const char *reason,
                             int64_t now, bool token)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_SET_REG);
@@ -108,7 +108,7 @@ static int set_registration(db_t *db, int64_t id, const char *status, const char
         if (token && (r = scan_new_token(tok)) < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, reg_status_to_string(status), -1, SQLITE_STATIC);
         db_bind_text(st, 3, reason);
         sqlite3_bind_int64(st, 4, now);
         db_bind_text(st, 5, token ? tok : NULL);
@@ -118,7 +118,7 @@ static int set_registration(db_t *db, int64_t id, const char *status, const char
 /* Queue `kind` for each registration of a session that the query selects; the query
  * binds ?1 = session id and may use ?2 (an extra parameter). Returns the count queued. */
 static int queue_each(db_t *db, const config_t *c, const char *sql, int64_t session_id,
-                      int64_t extra, const char *kind, const char *occasion, int64_t now)
+                      int64_t extra, kind_t kind, const char *occasion, int64_t now)
 {
         sqlite3_stmt *st = db_stmt(db, sql);
         int64_t *ids = NULL;
@@ -149,11 +149,11 @@ static int queue_each(db_t *db, const config_t *c, const char *sql, int64_t sess
         return r < 0 ? r : count;
 }
 
-static void log_reg(int prio, const char *mid, const registration_t *g, const char *kind,
+static void log_reg(int prio, const char *mid, const registration_t *g, kind_t kind,
                     const char *text)
 {
         log_ctx_t ctx = { .message_id = mid, .session = g->session_id, .registration = g->id,
-                          .kind = kind };
+                          .kind = kind_to_string(kind) };
         log_ctx(prio, &ctx, "registration %lld for session %lld: %s", (long long) g->id,
                 (long long) g->session_id, text);
 }
@@ -201,48 +201,48 @@ static int admit_one(db_t *db, const config_t *c, int64_t now, scan_stats_t *sta
         stats->admitted++;
         if (!addr_valid(g->email) || !name_ok(g->name)) {
                 stats->invalid++;
-                log_reg(LOG_WARNING, MID_REG_INVALID, g, NULL,
+                log_reg(LOG_WARNING, MID_REG_INVALID, g, _KIND_INVALID,
                         !name_ok(g->name) ? "invalid: the name is empty or holds control characters"
                                           : "invalid: not a single valid email address");
-                return set_registration(db, g->id, "invalid",
+                return set_registration(db, g->id, REG_INVALID,
                                         name_ok(g->name) ? "address" : "name", now, false);
         }
         found = db_session_get(db, g->session_id, &s);
         if (found <= 0) {
                 stats->invalid++;
-                log_reg(LOG_WARNING, MID_REG_INVALID, g, NULL, "invalid: no such session");
-                return found < 0 ? found : set_registration(db, g->id, "invalid", "session", now, false);
+                log_reg(LOG_WARNING, MID_REG_INVALID, g, _KIND_INVALID, "invalid: no such session");
+                return found < 0 ? found : set_registration(db, g->id, REG_INVALID, "session", now, false);
         }
         r = is_duplicate(db, g);
         if (r != 0) {
                 if (r > 0) {
                         stats->invalid++;
-                        log_reg(LOG_NOTICE, MID_REG_INVALID, g, NULL,
+                        log_reg(LOG_NOTICE, MID_REG_INVALID, g, _KIND_INVALID,
                                 "invalid: duplicate of a place already held on this session");
-                        r = set_registration(db, g->id, "invalid", "duplicate", now, false);
+                        r = set_registration(db, g->id, REG_INVALID, "duplicate", now, false);
                 }
                 goto out;
         }
-        if (strcmp(s.status, "open") != 0 || now >= plan_cutoff(c, s.starts_at, s.closes_at) ||
+        if (s.status != SESSION_OPEN || now >= plan_cutoff(c, s.starts_at, s.closes_at) ||
             now >= s.starts_at) {
                 stats->late++;
-                log_reg(LOG_INFO, MID_REG_LATE, g, "late", "late: bookings for this session have closed");
-                r = set_registration(db, g->id, "late", NULL, now, false);
+                log_reg(LOG_INFO, MID_REG_LATE, g, KIND_LATE, "late: bookings for this session have closed");
+                r = set_registration(db, g->id, REG_LATE, NULL, now, false);
                 if (r >= 0)
-                        r = outbox_queue(db, c, s.id, g->id, "late", "", g->email, now);
+                        r = outbox_queue(db, c, s.id, g->id, KIND_LATE, "", g->email, now);
         } else if (s.booked < s.capacity && s.waitlisted == 0) {
                 stats->booked++;
-                log_reg(LOG_INFO, MID_REG_ADMITTED, g, "confirmation", "booked");
-                r = set_registration(db, g->id, "booked", NULL, now, true);
+                log_reg(LOG_INFO, MID_REG_ADMITTED, g, KIND_CONFIRMATION, "booked");
+                r = set_registration(db, g->id, REG_BOOKED, NULL, now, true);
                 if (r >= 0)
-                        r = outbox_queue(db, c, s.id, g->id, "confirmation", "", g->email, now);
+                        r = outbox_queue(db, c, s.id, g->id, KIND_CONFIRMATION, "", g->email, now);
         } else {
                 /* with a waiting list, newcomers queue behind it: promote takes the earliest */
                 stats->waitlisted++;
-                log_reg(LOG_INFO, MID_REG_ADMITTED, g, "waitlisted", "waitlisted: the session is full");
-                r = set_registration(db, g->id, "waitlisted", NULL, now, true);
+                log_reg(LOG_INFO, MID_REG_ADMITTED, g, KIND_WAITLISTED, "waitlisted: the session is full");
+                r = set_registration(db, g->id, REG_WAITLISTED, NULL, now, true);
                 if (r >= 0)
-                        r = outbox_queue(db, c, s.id, g->id, "waitlisted", "", g->email, now);
+                        r = outbox_queue(db, c, s.id, g->id, KIND_WAITLISTED, "", g->email, now);
         }
 out:
         session_clear(&s);
@@ -296,7 +296,7 @@ static int promote_session(db_t *db, const config_t *c, int64_t now, scan_stats_
         size_t m = 0;
         int r;
 
-        if (strcmp(s->status, "open") != 0 || s->booked >= s->capacity ||
+        if (s->status != SESSION_OPEN || s->booked >= s->capacity ||
             now >= plan_cutoff(c, s->starts_at, s->closes_at))
                 return 0;
         st = db_stmt(db, SQL_EARLIEST_WAITING);
@@ -310,10 +310,10 @@ static int promote_session(db_t *db, const config_t *c, int64_t now, scan_stats_
                 if (r <= 0)
                         break;
                 stats->promoted++;
-                log_reg(LOG_INFO, MID_REG_ADMITTED, &g, "promoted", "booked from the waiting list");
-                r = set_registration(db, g.id, "booked", NULL, now, true);
+                log_reg(LOG_INFO, MID_REG_ADMITTED, &g, KIND_PROMOTED, "booked from the waiting list");
+                r = set_registration(db, g.id, REG_BOOKED, NULL, now, true);
                 if (r >= 0)
-                        r = outbox_queue(db, c, s->id, g.id, "promoted", "", g.email, now);
+                        r = outbox_queue(db, c, s->id, g.id, KIND_PROMOTED, "", g.email, now);
                 registration_clear(&g);
         }
         free(ids);
@@ -336,14 +336,14 @@ static const char SQL_WAITLISTED_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'waitlisted'"
         " ORDER BY registered_at, id";
 
-static int set_session_status(db_t *db, int64_t id, const char *status)
+static int set_session_status(db_t *db, int64_t id, session_status_t status)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_SET_SESSION_STATUS);
 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, session_status_to_string(status), -1, SQLITE_STATIC);
         return db_step_done(st);
 }
 
@@ -351,12 +351,13 @@ static int close_one(db_t *db, const config_t *c, int64_t now, scan_stats_t *sta
                      const session_t *s)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_WAITLISTED_OF);
-        log_ctx_t ctx = { .message_id = MID_SESSION_CLOSED, .session = s->id, .kind = "roster" };
+        log_ctx_t ctx = { .message_id = MID_SESSION_CLOSED, .session = s->id,
+                          .kind = kind_to_string(KIND_ROSTER) };
         int64_t *ids = NULL;
         size_t n = 0;
         int r;
 
-        r = set_session_status(db, s->id, "closed");
+        r = set_session_status(db, s->id, SESSION_CLOSED);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, s->id);
@@ -367,9 +368,9 @@ static int close_one(db_t *db, const config_t *c, int64_t now, scan_stats_t *sta
                 r = db_registration_get(db, ids[i], &g);
                 if (r <= 0)
                         break;
-                r = set_registration(db, g.id, "late", NULL, now, false);
+                r = set_registration(db, g.id, REG_LATE, NULL, now, false);
                 if (r >= 0)
-                        r = outbox_queue(db, c, s->id, g.id, "not_placed", "", g.email, now);
+                        r = outbox_queue(db, c, s->id, g.id, KIND_NOT_PLACED, "", g.email, now);
                 registration_clear(&g);
         }
         free(ids);
@@ -377,10 +378,10 @@ static int close_one(db_t *db, const config_t *c, int64_t now, scan_stats_t *sta
                 return r;
         /* the roster goes to the trainer, else to every roster_to address */
         if (s->trainer_email && *s->trainer_email)
-                r = outbox_queue(db, c, s->id, 0, "roster", s->trainer_email, s->trainer_email, now);
+                r = outbox_queue(db, c, s->id, 0, KIND_ROSTER, s->trainer_email, s->trainer_email, now);
         else
                 for (size_t i = 0; i < c->n_roster_to && r >= 0; i++)
-                        r = outbox_queue(db, c, s->id, 0, "roster", c->roster_to[i], c->roster_to[i], now);
+                        r = outbox_queue(db, c, s->id, 0, KIND_ROSTER, c->roster_to[i], c->roster_to[i], now);
         stats->closed++;
         log_ctx(LOG_INFO, &ctx, "session %lld closed for bookings: %ld booked, %zu not placed",
                 (long long) s->id, s->booked, n);
@@ -456,7 +457,7 @@ static int remind_session(db_t *db, const config_t *c, int64_t now, scan_stats_t
         if (reminded_at(db, s->id) == at)
                 return 0;
         plan_duration_name(&c->reminders_elearning[i], occ, sizeof(occ));
-        r = queue_each(db, c, SQL_NEED_REMINDER, s->id, at, "elearning_reminder", occ, now);
+        r = queue_each(db, c, SQL_NEED_REMINDER, s->id, at, KIND_ELEARNING_REMINDER, occ, now);
         if (r < 0)
                 return r;
         stats->queued += r;
@@ -498,11 +499,11 @@ static int join_session(db_t *db, const config_t *c, int64_t now, const session_
 {
         int r, queued;
 
-        r = queue_each(db, c, SQL_NEED_JOIN, s->id, c->require_elearning, "joining_link", "", now);
+        r = queue_each(db, c, SQL_NEED_JOIN, s->id, c->require_elearning, KIND_JOINING_LINK, "", now);
         if (r < 0 || !c->require_elearning)
                 return r;
         queued = r;
-        r = queue_each(db, c, SQL_LINK_WAITING, s->id, 0, "elearning_reminder", "link-waiting", now);
+        r = queue_each(db, c, SQL_LINK_WAITING, s->id, 0, KIND_ELEARNING_REMINDER, "link-waiting", now);
         return r < 0 ? r : queued + r;
 }
 
@@ -546,7 +547,7 @@ static int follow_up_due(db_t *db, const config_t *c, int64_t now, scan_stats_t 
 
         if (now < plan_follow_up_at(c, s->ends_at))
                 return 0;
-        r = queue_each(db, c, SQL_BOOKED_OF, s->id, 0, "follow_up", "", now);
+        r = queue_each(db, c, SQL_BOOKED_OF, s->id, 0, KIND_FOLLOW_UP, "", now);
         if (r < 0)
                 return r;
         stats->queued += r;
@@ -605,7 +606,7 @@ int scan_cancel(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
                 return -EIO;
         r = collect_ids(st, &ids, &n);
         for (size_t i = 0; i < n && r >= 0; i++) {
-                r = queue_each(db, c, SQL_PLACED_OF, ids[i], 0, "session_cancelled", "", now);
+                r = queue_each(db, c, SQL_PLACED_OF, ids[i], 0, KIND_SESSION_CANCELLED, "", now);
                 if (r >= 0) {
                         stats->queued += r;
                         st = db_stmt(db, SQL_SET_CANCEL_NOTIFIED);
@@ -650,7 +651,7 @@ int scan_change(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
                 }
                 sqlite3_reset(st);
                 snprintf(occ, sizeof(occ), "%lld", (long long) seq);
-                r = queue_each(db, c, SQL_EMAILED_BOOKED, ids[i], upto, "session_changed", occ, now);
+                r = queue_each(db, c, SQL_EMAILED_BOOKED, ids[i], upto, KIND_SESSION_CHANGED, occ, now);
                 if (r >= 0) {
                         stats->queued += r;
                         st = db_stmt(db, SQL_SET_CHANGE_NOTIFIED);
