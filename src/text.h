@@ -1,0 +1,18 @@
+/* text.h - text that comes from outside (the website, the command line, a config file):
+ * one rule for what a single line and a link are, and reading a whole file, bounded. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Non-empty, and no control byte (CR, LF, TAB, NUL, DEL ...). */
+bool text_is_line(const char *s);
+/* An absolute http:// or https:// URL with no space or control byte. */
+bool text_is_url(const char *s);
+/* A copy in which each control byte (a CR LF pair counts once) is a space: a title or a
+ * name is shown on one line wherever it goes. NULL reads as "". Caller frees; NULL on OOM. */
+char *text_one_line(const char *s);
+
+/* Read a regular file whole, NUL-terminated, refusing one over max bytes (-EFBIG), one that
+ * is not a regular file (-EINVAL: a directory, a FIFO, a device) or holds a NUL byte when
+ * ret_size is NULL (-EBADMSG: text was expected). Caller frees *ret. */
+int text_read_file(const char *path, size_t max, char **ret, size_t *ret_size);
