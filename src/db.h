@@ -68,6 +68,12 @@ int db_session_get(db_t *db, int64_t id, session_t *ret);
  * delivery, asking once per email, must not pay): booked and waitlisted are -1. */
 int db_session_get_plain(db_t *db, int64_t id, session_t *ret);
 int db_session_count(db_t *db, session_t *s);
+/* Places not taken (never below 0: capacity may have been lowered under the bookings).
+ * Needs the counts. */
+static inline long session_seats_left(const session_t *s)
+{
+        return s->capacity > s->booked ? s->capacity - s->booked : 0;
+}
 void session_clear(session_t *s);
 int db_registration_get(db_t *db, int64_t id, registration_t *ret);
 void registration_clear(registration_t *r);

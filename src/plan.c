@@ -9,6 +9,12 @@ int64_t plan_cutoff(const config_t *c, int64_t starts_at, int64_t closes_at)
         return closes_at ? closes_at : clock_shift(starts_at, &c->booking_cutoff, -1);
 }
 
+bool plan_bookable(const config_t *c, const session_t *s, int64_t now)
+{
+        return s->status == SESSION_OPEN && now < s->starts_at &&
+               now < plan_cutoff(c, s->starts_at, s->closes_at);
+}
+
 int64_t plan_reminder_at(const config_t *c, int64_t starts_at, size_t i)
 {
         return clock_shift(starts_at, &c->reminders_elearning[i], -1);

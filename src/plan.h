@@ -5,9 +5,13 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "db.h"
 
 /* Bookings close: closes_at when set (non-zero), else starts_at minus booking_cutoff. */
 int64_t plan_cutoff(const config_t *c, int64_t starts_at, int64_t closes_at);
+/* Open and before its cutoff (and its start): a booking made now gets a place or waits
+ * for one; after this, it is late. */
+bool plan_bookable(const config_t *c, const session_t *s, int64_t now);
 /* The moment of e-learning reminder i (config order: largest offset first). */
 int64_t plan_reminder_at(const config_t *c, int64_t starts_at, size_t i);
 /* The latest reminder whose moment is <= now (and before the start): its index, or -1. */

@@ -223,8 +223,7 @@ static int admit_one(db_t *db, const config_t *c, int64_t now, scan_stats_t *sta
                 }
                 goto out;
         }
-        if (s.status != SESSION_OPEN || now >= plan_cutoff(c, s.starts_at, s.closes_at) ||
-            now >= s.starts_at) {
+        if (!plan_bookable(c, &s, now)) {
                 stats->late++;
                 log_reg(LOG_INFO, MID_REG_LATE, g, KIND_LATE, "late: bookings for this session have closed");
                 r = set_registration(db, g->id, REG_LATE, NULL, now, false);
@@ -296,8 +295,7 @@ static int promote_session(db_t *db, const config_t *c, int64_t now, scan_stats_
         size_t m = 0;
         int r;
 
-        if (s->status != SESSION_OPEN || s->booked >= s->capacity ||
-            now >= plan_cutoff(c, s->starts_at, s->closes_at))
+        if (!plan_bookable(c, s, now) || s->booked >= s->capacity)
                 return 0;
         st = db_stmt(db, SQL_EARLIEST_WAITING);
         sqlite3_bind_int64(st, 1, s->id);
