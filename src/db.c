@@ -459,34 +459,141 @@ static const char SQL_REG_GET[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
         " ifnull(elearning_done_at, 0), ifnull(booked_at, 0) FROM registrations WHERE id = ?";
 
+/* Fill *ret from the columns of SQL_REG_GET's select list. 0 or -ENOMEM. */
+static int registration_from_row(sqlite3_stmt *st, registration_t *ret)
+{
+        registration_t g = { 0 };
+
+        g.id = sqlite3_column_int64(st, 0);
+        g.session_id = sqlite3_column_int64(st, 1);
+        g.name = db_col_text(st, 2);
+        g.email = db_col_text(st, 3);
+        g.status = reg_status_from_string((const char *) sqlite3_column_text(st, 4));
+        g.token = db_col_text(st, 5);
+        g.registered_at = sqlite3_column_int64(st, 6);
+        g.elearning_done_at = sqlite3_column_int64(st, 7);
+        g.booked_at = sqlite3_column_int64(st, 8);
+        if (!g.name || !g.email || g.status < 0) {
+                registration_clear(&g);
+                return -ENOMEM;
+        }
+        *ret = g;
+        return 0;
+}
+
 int db_registration_get(db_t *db, int64_t id, registration_t *ret)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_REG_GET);
-        registration_t g = { 0 };
         int r;
 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, id);
         r = db_step(st);
-        if (r == 1) {
-                g.id = sqlite3_column_int64(st, 0);
-                g.session_id = sqlite3_column_int64(st, 1);
-                g.name = db_col_text(st, 2);
-                g.email = db_col_text(st, 3);
-                g.status = reg_status_from_string((const char *) sqlite3_column_text(st, 4));
-                g.token = db_col_text(st, 5);
-                g.registered_at = sqlite3_column_int64(st, 6);
-                g.elearning_done_at = sqlite3_column_int64(st, 7);
-                g.booked_at = sqlite3_column_int64(st, 8);
-                if (!g.name || !g.email || g.status < 0) {
-                        registration_clear(&g);
-                        r = -ENOMEM;
-                } else
-                        *ret = g;
-        }
+        if (r == 1 && registration_from_row(st, ret) < 0)
+                r = -ENOMEM;
         sqlite3_reset(st);
         return r;
+}
+
+static const char SQL_BOOKED_BY_NAME[] =
+        "SELECT id, session_id, name, email, status, token, registered_at,"
+        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0) FROM registrations"
+        " WHERE session_id = ?1 AND status = ?2 ORDER BY name, id";
+
+int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t *ret_n)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_BOOKED_BY_NAME);
+        registration_t *v = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, session_id);
+        sqlite3_bind_text(st, 2, reg_status_to_string(REG_BOOKED), -1, SQLITE_STATIC);
+        while ((r = db_step(st)) == 1) {
+                registration_t *p = realloc(v, (n + 1) * sizeof(*v));
+
+                if (!p || registration_from_row(st, &p[n]) < 0) {
+                        v = p ? p : v;
+                        r = -ENOMEM;
+                        break;
+                }
+                v = p;
+                n++;
+        }
+        sqlite3_reset(st);
+        if (r < 0) {
+                registrations_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+registration_t *registrations_free(registration_t *v, size_t n)
+{
+        for (size_t i = 0; v && i < n; i++)
+                registration_clear(&v[i]);
+        free(v);
+        return NULL;
+}
+
+static const char SQL_OPEN_AFTER[] =
+        "SELECT id FROM sessions WHERE status = ?3 AND starts_at > ?1 AND id != ?2"
+        " ORDER BY starts_at, id LIMIT ?4";
+
+int db_sessions_open_after(db_t *db, int64_t after, int64_t except, size_t max,
+                           session_t **ret, size_t *ret_n)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_OPEN_AFTER);
+        int64_t *ids = NULL;
+        session_t *v = NULL;
+        size_t n = 0, m = 0;
+        int r = 0;
+
+        if (!st)
+                return -EIO;
+        ids = calloc(max ? max : 1, sizeof(*ids));
+        v = calloc(max ? max : 1, sizeof(*v));
+        if (!ids || !v) {
+                r = -ENOMEM;
+                goto out;
+        }
+        sqlite3_bind_int64(st, 1, after);
+        sqlite3_bind_int64(st, 2, except);
+        sqlite3_bind_text(st, 3, session_status_to_string(SESSION_OPEN), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64) max);
+        while (n < max && (r = db_step(st)) == 1)
+                ids[n++] = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (r < 0)
+                goto out;
+        /* read after the walk: db_session_get reuses statements of its own */
+        for (size_t i = 0; i < n; i++) {
+                r = db_session_get(db, ids[i], &v[m]);
+                if (r < 0)
+                        goto out;
+                m += r;
+        }
+        r = 0;
+        *ret = v;
+        *ret_n = m;
+        v = NULL;
+out:
+        sessions_free(v, m);
+        free(ids);
+        return r;
+}
+
+session_t *sessions_free(session_t *v, size_t n)
+{
+        for (size_t i = 0; v && i < n; i++)
+                session_clear(&v[i]);
+        free(v);
+        return NULL;
 }
 
 void registration_clear(registration_t *r)

@@ -77,3 +77,13 @@ static inline long session_seats_left(const session_t *s)
 void session_clear(session_t *s);
 int db_registration_get(db_t *db, int64_t id, registration_t *ret);
 void registration_clear(registration_t *r);
+
+/* The booked registrations of a session by name (the roster). Caller frees with
+ * registrations_free(). */
+int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t *ret_n);
+registration_t *registrations_free(registration_t *v, size_t n);
+/* Up to max open sessions starting after `after`, soonest first, but `except`, with their
+ * counts. Caller frees with sessions_free(). */
+int db_sessions_open_after(db_t *db, int64_t after, int64_t except, size_t max,
+                           session_t **ret, size_t *ret_n);
+session_t *sessions_free(session_t *v, size_t n);

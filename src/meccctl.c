@@ -1032,7 +1032,7 @@ static int cmd_preview(ctl_t *x, int argc, char **argv)
                                         : g.email;
                 mail_key_t key = { kind_from_string(argv[1]), occ, g.session_id, roster ? 0 : id, to, mid ? mid : fake };
 
-                r = render_mail(x->db, x->cfg, t, &key, x->now, &out, &size, &err);
+                r = outbox_build(x->db, x->cfg, t, &key, x->now, &out, &size, &err);
         }
         if (r < 0) {
                 r = fail(r == -EINVAL ? EX_DATAERR : EX_UNAVAILABLE, "cannot render: %s",

@@ -365,6 +365,73 @@ out:
         return r;
 }
 
+/* Candidates for "the next open sessions": more than are shown, since some may be past
+ * their cutoff. */
+#define NEXT_CANDIDATES (4 * RENDER_NEXT_SESSIONS)
+
+/* The sessions still taking bookings, for the emails that offer another date. */
+static int load_next(db_t *db, const config_t *c, const session_t *s, int64_t now,
+                     session_t **ret, size_t *ret_n)
+{
+        session_t *v = NULL;
+        size_t n = 0, m = 0;
+        int r;
+
+        r = db_sessions_open_after(db, now, s->id, NEXT_CANDIDATES, &v, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (plan_bookable(c, &v[i], now) && m < RENDER_NEXT_SESSIONS)
+                        v[m++] = v[i];
+                else
+                        session_clear(&v[i]);
+        }
+        *ret = v;
+        *ret_n = m;
+        return 0;
+}
+
+int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
+                 int64_t now, char **ret, size_t *ret_size, char **ret_err)
+{
+        const kind_info_t *info = kind_info(key->kind);
+        session_t s = { 0 }, *next = NULL;
+        registration_t g = { 0 }, *roster = NULL;
+        mail_data_t d = { .session = &s };
+        char *instance = NULL;
+        int r;
+
+        if (!info)
+                return -EINVAL;
+        r = render_needs_counts(t, key->kind) ? db_session_get(db, key->session_id, &s)
+                                              : db_session_get_plain(db, key->session_id, &s);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        if (key->registration_id) {
+                r = db_registration_get(db, key->registration_id, &g);
+                if (r <= 0) {
+                        r = r < 0 ? r : -ENOENT;
+                        goto out;
+                }
+                d.registration = &g;
+        }
+        if (key->kind == KIND_ROSTER && (r = db_session_booked(db, s.id, &roster, &d.n_roster)) < 0)
+                goto out;
+        if (info->next_sessions && (r = load_next(db, c, &s, now, &next, &d.n_next)) < 0)
+                goto out;
+        d.roster = roster;
+        d.next = next;
+        d.instance = instance = db_meta_get(db, "instance");
+        r = render_mail(c, t, key, &d, now, ret, ret_size, ret_err);
+out:
+        free(instance);
+        registrations_free(roster, d.n_roster);
+        sessions_free(next, d.n_next);
+        registration_clear(&g);
+        session_clear(&s);
+        return r;
+}
+
 static const char SQL_EXPIRE[] =
         "UPDATE outbox SET status = 'expired', last_error = ?2 WHERE id = ?1";
 static const char SQL_ATTEMPT[] =
@@ -536,7 +603,7 @@ static int prepare(outbox_t *o, row_t *w, int64_t now)
                 mail_key_t key = { w->kind, w->occasion, w->session_id, w->registration_id,
                                    w->recipient, w->message_id };
 
-                r = render_mail(o->db, o->c, o->t, &key, now, &w->body, &w->body_size, &err);
+                r = outbox_build(o->db, o->c, o->t, &key, now, &w->body, &w->body_size, &err);
                 if (r < 0) {
                         o->stats.failed++;
                         log_row(LOG_ERR, MID_MAIL_FAILED, w, "%s email %lld cannot be built: %s",

@@ -19,6 +19,12 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
 const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
                          kind_t kind, const char *recipient, int64_t now);
 
+/* Gather what the email `key` speaks of as of `now` and render it (the daemon, and
+ * `meccctl preview`). -ENOENT when the session or registration is gone, -EINVAL (with
+ * *ret_err when a template is at fault) when it cannot be built. Caller owns *ret. */
+int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
+                 int64_t now, char **ret, size_t *ret_size, char **ret_err);
+
 /* Rows left mid-attempt by a crash are due again now (they keep their Message-ID). */
 int outbox_recover(db_t *db, int64_t now);
 

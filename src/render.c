@@ -10,9 +10,9 @@
 #include "csv.h"
 #include "ics.h"
 #include "message.h"
-#include "plan.h"
 #include "render.h"
 #include "template.h"
+#include "text.h"
 
 struct templates {
         struct {
@@ -20,34 +20,6 @@ struct templates {
                 bool counts; /* speaks of booked_count or seats_left */
         } k[_KIND_MAX];
 };
-
-static int read_file(const char *path, char **ret)
-{
-        FILE *f = fopen(path, "re");
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *m;
-        char chunk[4096];
-        size_t n;
-
-        if (!f)
-                return -errno;
-        m = open_memstream(&buf, &size);
-        if (!m) {
-                fclose(f);
-                return -ENOMEM;
-        }
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-                fwrite(chunk, 1, n, m);
-        fclose(f);
-        fclose(m);
-        if (strlen(buf) != size) {
-                free(buf);
-                return -EINVAL; /* a NUL byte in a template */
-        }
-        *ret = buf;
-        return 0;
-}
 
 templates_t *templates_free(templates_t *t)
 {
@@ -111,40 +83,23 @@ static void values_clear(values_t *vals)
         memset(vals, 0, sizeof(*vals));
 }
 
-/* A title is one line wherever it is shown: the website writes it, and a CR, LF or other
- * control byte would otherwise reach the text part as a bare CR or a terminal escape. */
-static char *one_line(const char *s)
-{
-        char *out = strdup(s ? s : ""), *w = out;
-
-        if (!out)
-                return NULL;
-        for (const char *p = out; *p; p++) {
-                if (p[0] == '\r' && p[1] == '\n')
-                        continue;
-                *w++ = ((unsigned char) *p < ' ' || *p == 0x7f) ? ' ' : *p;
-        }
-        *w = '\0';
-        return out;
-}
-
-static void set_session(values_t *vals, const config_t *c, const session_t *s)
+static void set_session(values_t *vals, const config_t *c, const session_t *s, const char *join)
 {
         char date[96], time_s[64], buf[32];
 
         clock_format_date(s->starts_at, date, sizeof(date));
         clock_format_time_range(s->starts_at, s->ends_at, time_s, sizeof(time_s));
-        set_owned(vals, V_TITLE, one_line(s->title));
+        set_owned(vals, V_TITLE, text_one_line(s->title));
         set_owned(vals, V_DATE, strdup(date));
         set_owned(vals, V_TIME, strdup(time_s));
-        set(vals, V_JOIN, s->join_url);
+        set(vals, V_JOIN, join);
         set(vals, V_ELEARNING, s->elearning_url && *s->elearning_url ? s->elearning_url : c->elearning_url);
         set(vals, V_TRAINER, s->trainer_email);
         snprintf(buf, sizeof(buf), "%ld", s->booked);
         set_owned(vals, V_BOOKED, strdup(buf));
         snprintf(buf, sizeof(buf), "%ld", s->capacity);
         set_owned(vals, V_CAPACITY, strdup(buf));
-        snprintf(buf, sizeof(buf), "%ld", s->capacity > s->booked ? s->capacity - s->booked : 0);
+        snprintf(buf, sizeof(buf), "%ld", session_seats_left(s));
         set_owned(vals, V_SEATS, strdup(buf));
         set(vals, V_CHANGES, s->change_note);
 }
@@ -179,80 +134,47 @@ static char *cancel_url(const config_t *c, const char *token)
         return out;
 }
 
-static const char SQL_NEXT_SESSIONS[] =
-        "SELECT id FROM sessions WHERE status = 'open' AND starts_at > ?1 AND id != ?2"
-        " ORDER BY starts_at, id LIMIT 20";
-
-/* Upcoming sessions still taking bookings, for late and not_placed emails. */
-static char *next_sessions(db_t *db, const config_t *c, int64_t except, int64_t now)
+/* Upcoming sessions still taking bookings, for the emails that offer another date. */
+static char *next_sessions(const session_t *next, size_t n_next)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_NEXT_SESSIONS);
-        int64_t ids[20];
-        size_t n = 0, shown = 0;
         char *buf = NULL;
         size_t size = 0;
-        FILE *f;
+        FILE *f = open_memstream(&buf, &size);
 
-        if (!st)
-                return NULL;
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, except);
-        while (n < 20 && db_step(st) == 1)
-                ids[n++] = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        f = open_memstream(&buf, &size);
         if (!f)
                 return NULL;
-        for (size_t i = 0; i < n && shown < 5; i++) {
-                session_t s;
-                char date[96], time_s[64];
+        for (size_t i = 0; i < n_next && i < RENDER_NEXT_SESSIONS; i++) {
+                const session_t *s = &next[i];
+                long left = session_seats_left(s);
+                char date[96], time_s[64], places[48], *title;
 
-                if (db_session_get(db, ids[i], &s) <= 0)
-                        continue;
-                if (now < plan_cutoff(c, s.starts_at, s.closes_at)) {
-                        long left = s.capacity > s.booked ? s.capacity - s.booked : 0;
-
-                        clock_format_date(s.starts_at, date, sizeof(date));
-                        clock_format_time_range(s.starts_at, s.ends_at, time_s, sizeof(time_s));
-                        char places[48];
-
-                        if (left == 0)
-                                snprintf(places, sizeof(places), "full, waiting list open");
-                        else
-                                snprintf(places, sizeof(places), "%ld place%s left", left, left == 1 ? "" : "s");
-                        char *title = one_line(s.title);
-
-                        fprintf(f, "%s- %s: %s, %s (%s)", shown ? "\n" : "", title ? title : "", date,
-                                time_s, places);
-                        free(title);
-                        shown++;
-                }
-                session_clear(&s);
+                clock_format_date(s->starts_at, date, sizeof(date));
+                clock_format_time_range(s->starts_at, s->ends_at, time_s, sizeof(time_s));
+                if (left == 0)
+                        snprintf(places, sizeof(places), "full, waiting list open");
+                else
+                        snprintf(places, sizeof(places), "%ld place%s left", left, left == 1 ? "" : "s");
+                title = text_one_line(s->title);
+                fprintf(f, "%s- %s: %s, %s (%s)", i ? "\n" : "", title ? title : "", date, time_s, places);
+                free(title);
         }
-        if (!shown)
+        if (!n_next)
                 fputs("There are no other sessions open for booking just now. New dates are added\n"
                       "regularly on the training hub, so please look again soon.", f);
         fclose(f);
         return buf;
 }
 
-static const char SQL_ROSTER[] =
-        "SELECT name, email, status, registered_at, ifnull(elearning_done_at, 0)"
-        " FROM registrations WHERE session_id = ?1 AND status = 'booked' ORDER BY name, id";
-
 /* The attendee list as text for the body and as CSV for the attachment. */
-static int roster(db_t *db, int64_t sid, char **ret_text, char **ret_csv, size_t *ret_csv_size)
+static int roster(const registration_t *regs, size_t n, char **ret_text, char **ret_csv,
+                  size_t *ret_csv_size)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_ROSTER);
         static const char *const header[] = { "name", "email", "status", "registered_at",
                                               "elearning_completed_at" };
         char *text = NULL, *csv = NULL;
         size_t tsize = 0, csize = 0;
         FILE *t, *v;
-        int n = 0;
 
-        if (!st)
-                return -EIO;
         t = open_memstream(&text, &tsize);
         v = open_memstream(&csv, &csize);
         if (!t || !v) {
@@ -263,28 +185,23 @@ static int roster(db_t *db, int64_t sid, char **ret_text, char **ret_csv, size_t
                 return -ENOMEM;
         }
         csv_write_row(v, header, 5);
-        sqlite3_bind_int64(st, 1, sid);
-        while (db_step(st) == 1) {
-                const char *name = (const char *) sqlite3_column_text(st, 0);
-                const char *email = (const char *) sqlite3_column_text(st, 1);
-                int64_t done = sqlite3_column_int64(st, 4);
+        for (size_t i = 0; i < n; i++) {
+                const registration_t *g = &regs[i];
                 char reg[32], el[32] = "", day[32] = "";
                 const char *row[5];
 
-                clock_format_iso(sqlite3_column_int64(st, 3), reg, sizeof(reg));
-                if (done) {
-                        clock_format_iso(done, el, sizeof(el));
-                        clock_format_local(done, day, sizeof(day));
+                clock_format_iso(g->registered_at, reg, sizeof(reg));
+                if (g->elearning_done_at) {
+                        clock_format_iso(g->elearning_done_at, el, sizeof(el));
+                        clock_format_local(g->elearning_done_at, day, sizeof(day));
                         day[10] = '\0';
                 }
-                row[0] = name; row[1] = email; row[2] = (const char *) sqlite3_column_text(st, 2);
+                row[0] = g->name; row[1] = g->email; row[2] = reg_status_to_string(g->status);
                 row[3] = reg; row[4] = el;
                 csv_write_row(v, row, 5);
-                fprintf(t, "%s%d. %s <%s>: e-learning %s%s", n ? "\n" : "", n + 1, name, email,
-                        done ? "completed " : "not completed yet", day);
-                n++;
+                fprintf(t, "%s%zu. %s <%s>: e-learning %s%s", i ? "\n" : "", i + 1, g->name, g->email,
+                        g->elearning_done_at ? "completed " : "not completed yet", day);
         }
-        sqlite3_reset(st);
         if (!n)
                 fputs("Nobody is booked on this session.", t);
         fclose(t);
@@ -317,35 +234,35 @@ static char *time_to_go(int64_t now, int64_t starts_at)
 
 /* ---- building --------------------------------------------------------------------- */
 
-char *render_ics_uid(db_t *db, const config_t *c, int64_t session_id)
+char *render_ics_uid(const config_t *c, const char *instance, int64_t session_id)
 {
-        char *inst = db_meta_get(db, "instance"), *uid = NULL;
+        char *uid = NULL;
         const char *at = strrchr(c->smtp.from_addr, '@');
 
-        if (asprintf(&uid, "session-%lld.%s%s", (long long) session_id, inst ? inst : "0",
+        if (asprintf(&uid, "session-%lld.%s%s", (long long) session_id, instance ? instance : "0",
                      at ? at : "@meccd") < 0)
                 uid = NULL;
-        free(inst);
         return uid;
 }
 
-static int build_ics(db_t *db, const config_t *c, const session_t *s, kind_ics_t what,
-                     int64_t now, char **ret)
+static int build_ics(const config_t *c, const mail_data_t *d, const char *join_url,
+                     kind_ics_t what, int64_t now, char **ret)
 {
+        const session_t *s = d->session;
         bool cancel = what == ICS_CANCEL;
-        char *uid = render_ics_uid(db, c, s->id), *desc = NULL;
+        char *uid = render_ics_uid(c, d->instance, s->id), *desc = NULL;
         ics_event_t e = {
                 .uid = uid, .sequence = (int) s->seq + (cancel ? 1 : 0), .dtstamp = now,
                 .start = s->starts_at, .end = s->ends_at, .tzid = clock_zone(),
-                .summary = s->title, .url = s->join_url, .organizer = c->smtp.from,
+                .summary = s->title, .url = join_url, .organizer = c->smtp.from,
                 .cancel = cancel,
         };
         int r;
 
         if (!uid)
                 return -ENOMEM;
-        if (s->join_url && *s->join_url &&
-            asprintf(&desc, "Join the session here: %s\n\nPlease join a few minutes early.", s->join_url) < 0)
+        if (join_url && *join_url &&
+            asprintf(&desc, "Join the session here: %s\n\nPlease join a few minutes early.", join_url) < 0)
                 desc = NULL;
         e.description = desc ? desc : "MECC live online training";
         r = ics_build(&e, ret);
@@ -354,52 +271,46 @@ static int build_ics(db_t *db, const config_t *c, const session_t *s, kind_ics_t
         return r;
 }
 
-static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now, bool counts,
-                values_t *vals, session_t *s, char **ret_csv, size_t *ret_csv_size)
+/* The joining link this email may carry: none while require_elearning holds it back (in
+ * every email, and in the .ics too, not only in joining_link). */
+static const char *join_url_for(const config_t *c, const mail_data_t *d)
 {
-        registration_t g = { 0 };
-        bool gated;
+        const registration_t *g = d->registration;
+
+        if (g && c->require_elearning && !g->elearning_done_at)
+                return NULL;
+        return d->session->join_url && *d->session->join_url ? d->session->join_url : NULL;
+}
+
+static int fill(const config_t *c, const mail_key_t *key, const mail_data_t *d, int64_t now,
+                values_t *vals, char **ret_csv, size_t *ret_csv_size)
+{
+        const session_t *s = d->session;
+        const registration_t *g = d->registration;
+        const char *join = join_url_for(c, d);
         int r;
 
-        r = db_session_get_plain(db, key->session_id, s);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        /* counting walks the session's registrations: only for templates that use it */
-        if (counts && (r = db_session_count(db, s)) < 0)
-                return r;
         set_common(vals, c);
-        if (key->registration_id) {
-                r = db_registration_get(db, key->registration_id, &g);
-                if (r <= 0)
-                        return r < 0 ? r : -ENOENT;
-                /* require_elearning: the link (and the .ics carrying it) waits for the
-                 * e-learning in every email, not only in joining_link */
-                gated = c->require_elearning && !g.elearning_done_at;
-                if (gated) {
-                        free(s->join_url);
-                        s->join_url = NULL;
-                }
-                set_session(vals, c, s);
-                if (gated)
+        set_session(vals, c, s, join);
+        if (g) {
+                if (c->require_elearning && !g->elearning_done_at)
                         set_join_prose(vals, "We will send you the joining link as soon as you have "
                                              "completed the e-learning.");
-                else if (!s->join_url || !*s->join_url)
+                else if (!join)
                         set_join_prose(vals, "The link to join is not ready yet: we will email it to "
                                              "you as soon as it is.");
-                set_owned(vals, V_NAME, strdup(g.name));
-                set_owned(vals, V_EMAIL, strdup(g.email));
-                set_owned(vals, V_TOKEN, g.token ? strdup(g.token) : NULL);
-                set_owned(vals, V_CANCEL, cancel_url(c, g.token));
-                registration_clear(&g);
+                set_owned(vals, V_NAME, strdup(g->name));
+                set_owned(vals, V_EMAIL, strdup(g->email));
+                set_owned(vals, V_TOKEN, g->token ? strdup(g->token) : NULL);
+                set_owned(vals, V_CANCEL, cancel_url(c, g->token));
         } else {
-                set_session(vals, c, s);
-                if (!s->join_url || !*s->join_url)
+                if (!join)
                         set_join_prose(vals, "not set yet: please reply to this email with it");
                 set(vals, V_NAME, "colleague");
                 set(vals, V_EMAIL, key->recipient);
         }
         if (kind_info(key->kind)->next_sessions)
-                set_owned(vals, V_NEXT, next_sessions(db, c, s->id, now));
+                set_owned(vals, V_NEXT, next_sessions(d->next, d->n_next));
         if (key->kind == KIND_ELEARNING_REMINDER) {
                 bool waiting = strcmp(key->occasion, "link-waiting") == 0;
 
@@ -410,7 +321,7 @@ static int fill(db_t *db, const config_t *c, const mail_key_t *key, int64_t now,
         if (key->kind == KIND_ROSTER) {
                 char *text = NULL;
 
-                r = roster(db, s->id, &text, ret_csv, ret_csv_size);
+                r = roster(d->roster, d->n_roster, &text, ret_csv, ret_csv_size);
                 if (r < 0)
                         return r;
                 set_owned(vals, V_ATTENDEES, text);
@@ -447,26 +358,30 @@ static int compose(const config_t *c, const templates_t *t, int k, const values_
         return r;
 }
 
-int render_mail(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
-                int64_t now, char **ret, size_t *ret_size, char **ret_err)
+bool render_needs_counts(const templates_t *t, kind_t kind)
 {
+        return kind >= 0 && kind < _KIND_MAX && t->k[kind].counts;
+}
+
+int render_mail(const config_t *c, const templates_t *t, const mail_key_t *key,
+                const mail_data_t *d, int64_t now, char **ret, size_t *ret_size, char **ret_err)
+{
+        const kind_info_t *info = kind_info(key->kind);
         values_t vals = { 0 };
-        session_t s = { 0 };
         char *ics = NULL, *csv = NULL;
         size_t csv_size = 0, n_att = 0;
         attachment_t att[1];
-        const kind_info_t *info = kind_info(key->kind);
-        int k = key->kind, r;
+        int r;
 
-        if (!info)
+        if (!info || !d->session || (!info->to_session && !d->registration))
                 return -EINVAL;
         if (!addr_valid(key->recipient))
                 return -EINVAL;
-        r = fill(db, c, key, now, t->k[k].counts, &vals, &s, &csv, &csv_size);
+        r = fill(c, key, d, now, &vals, &csv, &csv_size);
         if (r < 0)
                 goto out;
         if (info->ics != ICS_NONE) {
-                r = build_ics(db, c, &s, info->ics, now, &ics);
+                r = build_ics(c, d, join_url_for(c, d), info->ics, now, &ics);
                 if (r < 0)
                         goto out;
                 att[n_att++] = (attachment_t) {
@@ -478,10 +393,9 @@ int render_mail(db_t *db, const config_t *c, const templates_t *t, const mail_ke
         } else if (csv) {
                 att[n_att++] = (attachment_t) { "attendees.csv", "text/csv; charset=UTF-8", csv, csv_size };
         }
-        r = compose(c, t, k, &vals, key, now, att, n_att, ret, ret_size, ret_err);
+        r = compose(c, t, key->kind, &vals, key, now, att, n_att, ret, ret_size, ret_err);
 out:
         values_clear(&vals);
-        session_clear(&s);
         free(ics);
         free(csv);
         return r;
@@ -515,15 +429,26 @@ static bool uses_counts(const char *text)
         return text && (strstr(text, "booked_count") || strstr(text, "seats_left"));
 }
 
+/* Why a template file could not be read, in words. */
+static const char *read_error(int r)
+{
+        switch (r) {
+        case -EBADMSG: return "holds a NUL byte";
+        case -EINVAL: return "is not a regular file";
+        case -EFBIG: return "is larger than " RENDER_TEMPLATE_MAX_TEXT;
+        default: return strerror(-r);
+        }
+}
+
 static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
 {
         char path[4096], *txt = NULL, *err = NULL;
         int r;
 
         snprintf(path, sizeof(path), "%s/%s.txt", dir, kind_to_string(k));
-        r = read_file(path, &txt);
+        r = text_read_file(path, RENDER_TEMPLATE_MAX, &txt, NULL);
         if (r < 0) {
-                if (asprintf(ret_err, "%s: %s", path, r == -EINVAL ? "holds a NUL byte" : strerror(-r)) < 0)
+                if (asprintf(ret_err, "%s: %s", path, read_error(r)) < 0)
                         *ret_err = NULL;
                 return r;
         }
@@ -539,10 +464,10 @@ static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
         free(txt);
         if (r >= 0) {
                 snprintf(path, sizeof(path), "%s/%s.html", dir, kind_to_string(k));
-                r = read_file(path, &t->k[k].html);
+                r = text_read_file(path, RENDER_TEMPLATE_MAX, &t->k[k].html, NULL);
                 if (r == -ENOENT)
                         r = 0;
-                else if (r < 0 && asprintf(&err, "%s", strerror(-r)) < 0)
+                else if (r < 0 && asprintf(&err, "%s", read_error(r)) < 0)
                         err = NULL;
         }
         if (r >= 0)

@@ -25,10 +25,30 @@ typedef struct {
         const char *message_id;
 } mail_key_t;
 
-/* Render one email for `key` as of `now`. Caller owns *ret. -ENOENT when the session or
- * registration is gone, -EINVAL (with *ret_err) when a template cannot be rendered. */
-int render_mail(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
-                int64_t now, char **ret, size_t *ret_size, char **ret_err);
+/* Limits: the next open sessions an email lists, and the size of one template file. */
+#define RENDER_NEXT_SESSIONS 5
+#define RENDER_TEMPLATE_MAX (256 * 1024)
+#define RENDER_TEMPLATE_MAX_TEXT "256 KiB"
+
+/* What one email speaks of, gathered by its caller: rendering reads nothing else. */
+typedef struct {
+        const session_t *session;
+        const registration_t *registration; /* NULL for an email to the session (roster) */
+        const registration_t *roster;       /* the booked, for the roster */
+        size_t n_roster;
+        const session_t *next;              /* bookable sessions, soonest first, with counts */
+        size_t n_next;
+        const char *instance;               /* this database's id, in the calendar UID */
+} mail_data_t;
+
+/* Whether kind's templates speak of booked_count or seats_left: the session then needs
+ * its counts, a walk of its registrations that other emails do not pay for. */
+bool render_needs_counts(const templates_t *t, kind_t kind);
+
+/* Render one email for `key` as of `now`. Caller owns *ret. -EINVAL (with *ret_err when a
+ * template is at fault) when it cannot be built. */
+int render_mail(const config_t *c, const templates_t *t, const mail_key_t *key,
+                const mail_data_t *d, int64_t now, char **ret, size_t *ret_size, char **ret_err);
 
 /* The stable UID of a session's calendar event. */
-char *render_ics_uid(db_t *db, const config_t *c, int64_t session_id);
+char *render_ics_uid(const config_t *c, const char *instance, int64_t session_id);

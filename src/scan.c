@@ -1,4 +1,6 @@
-/* scan.c - the rules of SPEC 5: who is booked, who waits, what is due to be emailed. */
+/* scan.c - the rules of a scan (meccd(8), SCANS): who is booked, who waits, what is due to
+ * be emailed. Each step selects sessions or registrations and keeps only its rule; the
+ * walking, loading and queueing is done by the helpers below, once. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +13,17 @@
 #include "outbox.h"
 #include "plan.h"
 #include "scan.h"
+#include "text.h"
 
-#define BATCH 512
 #define SLACK (2 * 86400) /* covers a DST shift between calendar days and seconds */
 
-typedef int (*step_fn)(db_t *, const config_t *, int64_t, scan_stats_t *);
+/* What every step works with. */
+typedef struct {
+        db_t *db;
+        const config_t *c;
+        int64_t now;
+        scan_stats_t *stats;
+} scan_t;
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -43,6 +51,8 @@ static int collect_ids(sqlite3_stmt *st, int64_t **ret, size_t *ret_n)
         size_t n = 0, cap = 0;
         int r;
 
+        if (!st)
+                return -EIO;
         while ((r = db_step(st)) == 1) {
                 if (n == cap) {
                         int64_t *p = realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
@@ -64,31 +74,106 @@ static int collect_ids(sqlite3_stmt *st, int64_t **ret, size_t *ret_n)
         return 0;
 }
 
-typedef int (*session_step_fn)(db_t *, const config_t *, int64_t, scan_stats_t *, const session_t *);
+typedef int (*session_fn)(scan_t *x, const session_t *s);
+typedef int (*registration_fn)(scan_t *x, const session_t *s, const registration_t *g, void *userdata);
 
 /* Run fn for each session the bound query st selects. counts: load them with their booked
  * and waitlisted counts (a walk of their registrations; only steps that need it pay). */
-static int each_session(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                        sqlite3_stmt *st, bool counts, session_step_fn fn)
+static int each_session(scan_t *x, sqlite3_stmt *st, bool counts, session_fn fn)
 {
         int64_t *ids = NULL;
         size_t n = 0;
         int r;
 
-        if (!st)
-                return -EIO;
         r = collect_ids(st, &ids, &n);
         for (size_t i = 0; i < n && r >= 0; i++) {
                 session_t s;
 
-                r = counts ? db_session_get(db, ids[i], &s) : db_session_get_plain(db, ids[i], &s);
+                r = counts ? db_session_get(x->db, ids[i], &s) : db_session_get_plain(x->db, ids[i], &s);
                 if (r <= 0)
                         continue; /* gone since the query: nothing to do */
-                r = fn(db, c, now, stats, &s);
+                r = fn(x, &s);
                 session_clear(&s);
         }
         free(ids);
         return r < 0 ? r : 0;
+}
+
+/* Run fn for each registration of session s that the bound query st selects. Returns the
+ * number of registrations fn was run for, or a negative errno. */
+static int each_registration(scan_t *x, sqlite3_stmt *st, const session_t *s, registration_fn fn,
+                             void *userdata)
+{
+        int64_t *ids = NULL;
+        size_t n = 0;
+        int r, count = 0;
+
+        r = collect_ids(st, &ids, &n);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                registration_t g;
+
+                r = db_registration_get(x->db, ids[i], &g);
+                if (r <= 0)
+                        continue;
+                r = fn(x, s, &g, userdata);
+                registration_clear(&g);
+                count++;
+        }
+        free(ids);
+        return r < 0 ? r : count;
+}
+
+/* A prepared statement with ?1 bound to id and, when the statement has it, ?2 to extra. */
+static sqlite3_stmt *bound(scan_t *x, const char *sql, int64_t id, int64_t extra)
+{
+        sqlite3_stmt *st = db_stmt(x->db, sql);
+
+        if (st) {
+                sqlite3_bind_int64(st, 1, id);
+                if (sqlite3_bind_parameter_count(st) >= 2)
+                        sqlite3_bind_int64(st, 2, extra);
+        }
+        return st;
+}
+
+/* Run a statement that changes one session: ?1 its id, ?2 a value. */
+static int mark_session(scan_t *x, const char *sql, int64_t id, int64_t value)
+{
+        sqlite3_stmt *st = bound(x, sql, id, value);
+
+        return st ? db_step_done(st) : -EIO;
+}
+
+static int queue(scan_t *x, const session_t *s, const registration_t *g, kind_t kind,
+                 const char *occasion)
+{
+        int r = outbox_queue(x->db, x->c, s->id, g->id, kind, occasion, g->email, x->now);
+
+        if (r > 0)
+                x->stats->queued++;
+        return r;
+}
+
+typedef struct {
+        kind_t kind;
+        const char *occasion;
+} mail_t;
+
+static int queue_one(scan_t *x, const session_t *s, const registration_t *g, void *userdata)
+{
+        const mail_t *m = userdata;
+
+        return queue(x, s, g, m->kind, m->occasion);
+}
+
+/* Queue kind for each registration of s that the query sql selects (?1 = the session's
+ * id, ?2 = extra where the query has it). */
+static int queue_each(scan_t *x, const char *sql, const session_t *s, int64_t extra, kind_t kind,
+                      const char *occasion)
+{
+        mail_t m = { kind, occasion };
+
+        return each_registration(x, bound(x, sql, s->id, extra), s, queue_one, &m);
 }
 
 static const char SQL_SET_REG[] =
@@ -96,57 +181,32 @@ static const char SQL_SET_REG[] =
         " booked_at = CASE WHEN ?2 = 'booked' THEN ?4 ELSE booked_at END,"
         " token = ifnull(token, ?5) WHERE id = ?1";
 
-static int set_registration(db_t *db, int64_t id, reg_status_t status, const char *reason,
-                            int64_t now, bool token)
+static int set_registration(scan_t *x, int64_t id, reg_status_t status, const char *reason)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_SET_REG);
+        sqlite3_stmt *st = db_stmt(x->db, SQL_SET_REG);
+        bool token = reg_status_is_placed(status);
         char tok[23];
         int r;
 
         if (!st)
                 return -EIO;
+        /* a place held or awaited can be cancelled by the website's link */
         if (token && (r = scan_new_token(tok)) < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_text(st, 2, reg_status_to_string(status), -1, SQLITE_STATIC);
         db_bind_text(st, 3, reason);
-        sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_int64(st, 4, x->now);
         db_bind_text(st, 5, token ? tok : NULL);
         return db_step_done(st);
 }
 
-/* Queue `kind` for each registration of a session that the query selects; the query
- * binds ?1 = session id and may use ?2 (an extra parameter). Returns the count queued. */
-static int queue_each(db_t *db, const config_t *c, const char *sql, int64_t session_id,
-                      int64_t extra, kind_t kind, const char *occasion, int64_t now)
+/* A registration changes state and is told so. */
+static int move(scan_t *x, const session_t *s, const registration_t *g, reg_status_t to, kind_t kind)
 {
-        sqlite3_stmt *st = db_stmt(db, sql);
-        int64_t *ids = NULL;
-        size_t n = 0;
-        int r, count = 0;
+        int r = set_registration(x, g->id, to, NULL);
 
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, session_id);
-        if (sqlite3_bind_parameter_count(st) >= 2)
-                sqlite3_bind_int64(st, 2, extra);
-        r = collect_ids(st, &ids, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++) {
-                registration_t g;
-
-                r = db_registration_get(db, ids[i], &g);
-                if (r <= 0)
-                        break;
-                r = outbox_queue(db, c, session_id, g.id, kind, occasion, g.email, now);
-                registration_clear(&g);
-                if (r < 0)
-                        break;
-                count += r;
-        }
-        free(ids);
-        return r < 0 ? r : count;
+        return r < 0 ? r : queue(x, s, g, kind, "");
 }
 
 static void log_reg(int prio, const char *mid, const registration_t *g, kind_t kind,
@@ -162,19 +222,61 @@ static void log_reg(int prio, const char *mid, const registration_t *g, kind_t k
 
 static const char SQL_NEW[] =
         "SELECT id FROM registrations WHERE status = 'new' AND registered_at <= ?1"
-        " ORDER BY registered_at, id LIMIT 512";
+        " ORDER BY registered_at, id LIMIT ?2";
 static const char SQL_DUPLICATE[] =
         "SELECT 1 FROM registrations WHERE email = ?2 COLLATE NOCASE AND session_id = ?1"
         " AND status IN ('booked', 'waitlisted') AND id != ?3 LIMIT 1";
 
-static bool name_ok(const char *name)
+/* The sessions admission has met in this step, by id, with their counts kept up to date
+ * as it books: counting once per session, not once per registration, keeps admission
+ * linear in a session's size. Valid within the step's transaction only. */
+typedef struct {
+        session_t *v;
+        size_t n, cap;
+} session_cache_t;
+
+static void cache_clear(session_cache_t *k)
 {
-        if (!name || !*name)
-                return false;
-        for (const unsigned char *p = (const unsigned char *) name; *p; p++)
-                if (*p < ' ' || *p == 0x7f)
-                        return false;
-        return true;
+        sessions_free(k->v, k->n);
+        *k = (session_cache_t) { 0 };
+}
+
+/* 1 with *ret pointing into the cache, 0 no such session, negative errno. */
+static int cache_get(db_t *db, session_cache_t *k, int64_t id, session_t **ret)
+{
+        size_t lo = 0, hi = k->n;
+        session_t s;
+        int r;
+
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+
+                if (k->v[mid].id == id) {
+                        *ret = &k->v[mid];
+                        return 1;
+                }
+                if (k->v[mid].id < id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        r = db_session_get(db, id, &s);
+        if (r <= 0)
+                return r;
+        if (k->n == k->cap) {
+                session_t *p = realloc(k->v, (k->cap = k->cap ? 2 * k->cap : 16) * sizeof(*p));
+
+                if (!p) {
+                        session_clear(&s);
+                        return -ENOMEM;
+                }
+                k->v = p;
+        }
+        memmove(&k->v[lo + 1], &k->v[lo], (k->n - lo) * sizeof(*k->v));
+        k->v[lo] = s;
+        k->n++;
+        *ret = &k->v[lo];
+        return 1;
 }
 
 static int is_duplicate(db_t *db, const registration_t *g)
@@ -192,91 +294,60 @@ static int is_duplicate(db_t *db, const registration_t *g)
         return r;
 }
 
-static int admit_one(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                     registration_t *g)
+static int refuse(scan_t *x, const registration_t *g, int prio, const char *reason, const char *why)
 {
-        session_t s = { 0 };
-        int r, found;
-
-        stats->admitted++;
-        if (!addr_valid(g->email) || !name_ok(g->name)) {
-                stats->invalid++;
-                log_reg(LOG_WARNING, MID_REG_INVALID, g, _KIND_INVALID,
-                        !name_ok(g->name) ? "invalid: the name is empty or holds control characters"
-                                          : "invalid: not a single valid email address");
-                return set_registration(db, g->id, REG_INVALID,
-                                        name_ok(g->name) ? "address" : "name", now, false);
-        }
-        found = db_session_get(db, g->session_id, &s);
-        if (found <= 0) {
-                stats->invalid++;
-                log_reg(LOG_WARNING, MID_REG_INVALID, g, _KIND_INVALID, "invalid: no such session");
-                return found < 0 ? found : set_registration(db, g->id, REG_INVALID, "session", now, false);
-        }
-        r = is_duplicate(db, g);
-        if (r != 0) {
-                if (r > 0) {
-                        stats->invalid++;
-                        log_reg(LOG_NOTICE, MID_REG_INVALID, g, _KIND_INVALID,
-                                "invalid: duplicate of a place already held on this session");
-                        r = set_registration(db, g->id, REG_INVALID, "duplicate", now, false);
-                }
-                goto out;
-        }
-        if (!plan_bookable(c, &s, now)) {
-                stats->late++;
-                log_reg(LOG_INFO, MID_REG_LATE, g, KIND_LATE, "late: bookings for this session have closed");
-                r = set_registration(db, g->id, REG_LATE, NULL, now, false);
-                if (r >= 0)
-                        r = outbox_queue(db, c, s.id, g->id, KIND_LATE, "", g->email, now);
-        } else if (s.booked < s.capacity && s.waitlisted == 0) {
-                stats->booked++;
-                log_reg(LOG_INFO, MID_REG_ADMITTED, g, KIND_CONFIRMATION, "booked");
-                r = set_registration(db, g->id, REG_BOOKED, NULL, now, true);
-                if (r >= 0)
-                        r = outbox_queue(db, c, s.id, g->id, KIND_CONFIRMATION, "", g->email, now);
-        } else {
-                /* with a waiting list, newcomers queue behind it: promote takes the earliest */
-                stats->waitlisted++;
-                log_reg(LOG_INFO, MID_REG_ADMITTED, g, KIND_WAITLISTED, "waitlisted: the session is full");
-                r = set_registration(db, g->id, REG_WAITLISTED, NULL, now, true);
-                if (r >= 0)
-                        r = outbox_queue(db, c, s.id, g->id, KIND_WAITLISTED, "", g->email, now);
-        }
-out:
-        session_clear(&s);
-        return r < 0 ? r : 0;
+        x->stats->invalid++;
+        log_reg(prio, MID_REG_INVALID, g, _KIND_INVALID, why);
+        return set_registration(x, g->id, REG_INVALID, reason);
 }
 
-int scan_admit(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+static int admit_one(scan_t *x, const session_t *unused, const registration_t *g, void *userdata)
 {
-        for (;;) {
-                sqlite3_stmt *st = db_stmt(db, SQL_NEW);
-                int64_t *ids = NULL;
-                size_t n = 0;
-                int r;
+        session_cache_t *cache = userdata;
+        session_t *s;
+        int r;
 
-                if (!st)
-                        return -EIO;
-                sqlite3_bind_int64(st, 1, now);
-                r = collect_ids(st, &ids, &n);
-                if (r < 0 || n == 0)
-                        return r;
-                for (size_t i = 0; i < n && r >= 0; i++) {
-                        registration_t g;
-
-                        r = db_registration_get(db, ids[i], &g);
-                        if (r <= 0)
-                                break;
-                        r = admit_one(db, c, now, stats, &g);
-                        registration_clear(&g);
-                }
-                free(ids);
-                if (r < 0)
-                        return r;
-                if (n < BATCH)
-                        return 0;
+        (void) unused;
+        x->stats->admitted++;
+        if (!text_is_line(g->name))
+                return refuse(x, g, LOG_WARNING, "name", "invalid: the name is empty or holds control characters");
+        if (!addr_valid(g->email))
+                return refuse(x, g, LOG_WARNING, "address", "invalid: not a single valid email address");
+        r = cache_get(x->db, cache, g->session_id, &s);
+        if (r <= 0)
+                return r < 0 ? r : refuse(x, g, LOG_WARNING, "session", "invalid: no such session");
+        r = is_duplicate(x->db, g);
+        if (r != 0)
+                return r < 0 ? r : refuse(x, g, LOG_NOTICE, "duplicate",
+                                          "invalid: duplicate of a place already held on this session");
+        if (!plan_bookable(x->c, s, x->now)) {
+                x->stats->late++;
+                log_reg(LOG_INFO, MID_REG_LATE, g, KIND_LATE, "late: bookings for this session have closed");
+                return move(x, s, g, REG_LATE, KIND_LATE);
         }
+        /* with a waiting list, newcomers queue behind it: promote takes the earliest */
+        if (s->booked < s->capacity && s->waitlisted == 0) {
+                x->stats->booked++;
+                s->booked++;
+                log_reg(LOG_INFO, MID_REG_ADMITTED, g, KIND_CONFIRMATION, "booked");
+                return move(x, s, g, REG_BOOKED, KIND_CONFIRMATION);
+        }
+        x->stats->waitlisted++;
+        s->waitlisted++;
+        log_reg(LOG_INFO, MID_REG_ADMITTED, g, KIND_WAITLISTED, "waitlisted: the session is full");
+        return move(x, s, g, REG_WAITLISTED, KIND_WAITLISTED);
+}
+
+static int admit(scan_t *x)
+{
+        session_cache_t cache = { 0 };
+        int r;
+
+        do {
+                r = each_registration(x, bound(x, SQL_NEW, x->now, SCAN_BATCH), NULL, admit_one, &cache);
+        } while (r == SCAN_BATCH);
+        cache_clear(&cache);
+        return r < 0 ? r : 0;
 }
 
 /* ---- 2. promote ---------------------------------------------------------------- */
@@ -287,41 +358,20 @@ static const char SQL_EARLIEST_WAITING[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'waitlisted'"
         " ORDER BY registered_at, id LIMIT ?2";
 
-static int promote_session(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                           const session_t *s)
+static int promote_one(scan_t *x, const session_t *s, const registration_t *g, void *userdata)
 {
-        sqlite3_stmt *st;
-        int64_t *ids = NULL;
-        size_t m = 0;
-        int r;
-
-        if (!plan_bookable(c, s, now) || s->booked >= s->capacity)
-                return 0;
-        st = db_stmt(db, SQL_EARLIEST_WAITING);
-        sqlite3_bind_int64(st, 1, s->id);
-        sqlite3_bind_int64(st, 2, s->capacity - s->booked);
-        r = collect_ids(st, &ids, &m);
-        for (size_t j = 0; j < m && r >= 0; j++) {
-                registration_t g;
-
-                r = db_registration_get(db, ids[j], &g);
-                if (r <= 0)
-                        break;
-                stats->promoted++;
-                log_reg(LOG_INFO, MID_REG_ADMITTED, &g, KIND_PROMOTED, "booked from the waiting list");
-                r = set_registration(db, g.id, REG_BOOKED, NULL, now, true);
-                if (r >= 0)
-                        r = outbox_queue(db, c, s->id, g.id, KIND_PROMOTED, "", g.email, now);
-                registration_clear(&g);
-        }
-        free(ids);
-        return r;
+        (void) userdata;
+        x->stats->promoted++;
+        log_reg(LOG_INFO, MID_REG_ADMITTED, g, KIND_PROMOTED, "booked from the waiting list");
+        return move(x, s, g, REG_BOOKED, KIND_PROMOTED);
 }
 
-int scan_promote(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+static int promote_session(scan_t *x, const session_t *s)
 {
-        return each_session(db, c, now, stats, db_stmt(db, SQL_WAITING_SESSIONS), true,
-                            promote_session);
+        if (!plan_bookable(x->c, s, x->now) || s->booked >= s->capacity)
+                return 0;
+        return each_registration(x, bound(x, SQL_EARLIEST_WAITING, s->id, s->capacity - s->booked),
+                                 s, promote_one, NULL);
 }
 
 /* ---- 3. close ------------------------------------------------------------------ */
@@ -334,9 +384,9 @@ static const char SQL_WAITLISTED_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'waitlisted'"
         " ORDER BY registered_at, id";
 
-static int set_session_status(db_t *db, int64_t id, session_status_t status)
+static int set_session_status(scan_t *x, int64_t id, session_status_t status)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_SET_SESSION_STATUS);
+        sqlite3_stmt *st = db_stmt(x->db, SQL_SET_SESSION_STATUS);
 
         if (!st)
                 return -EIO;
@@ -345,62 +395,49 @@ static int set_session_status(db_t *db, int64_t id, session_status_t status)
         return db_step_done(st);
 }
 
-static int close_one(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                     const session_t *s)
+static int not_placed_one(scan_t *x, const session_t *s, const registration_t *g, void *userdata)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_WAITLISTED_OF);
+        (void) userdata;
+        return move(x, s, g, REG_LATE, KIND_NOT_PLACED);
+}
+
+/* The roster goes to the trainer, else to every roster_to address. */
+static int queue_roster(scan_t *x, const session_t *s)
+{
+        bool trainer = s->trainer_email && *s->trainer_email;
+        size_t n = trainer ? 1 : x->c->n_roster_to;
+        int r = 0;
+
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                const char *to = trainer ? s->trainer_email : x->c->roster_to[i];
+
+                r = outbox_queue(x->db, x->c, s->id, 0, KIND_ROSTER, to, to, x->now);
+                if (r > 0)
+                        x->stats->queued++;
+        }
+        return r;
+}
+
+static int close_session(scan_t *x, const session_t *s)
+{
         log_ctx_t ctx = { .message_id = MID_SESSION_CLOSED, .session = s->id,
                           .kind = kind_to_string(KIND_ROSTER) };
-        int64_t *ids = NULL;
-        size_t n = 0;
-        int r;
+        int r, not_placed;
 
-        r = set_session_status(db, s->id, SESSION_CLOSED);
+        if (x->now < plan_cutoff(x->c, s->starts_at, s->closes_at))
+                return 0;
+        r = set_session_status(x, s->id, SESSION_CLOSED);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, s->id);
-        r = collect_ids(st, &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                registration_t g;
-
-                r = db_registration_get(db, ids[i], &g);
-                if (r <= 0)
-                        break;
-                r = set_registration(db, g.id, REG_LATE, NULL, now, false);
-                if (r >= 0)
-                        r = outbox_queue(db, c, s->id, g.id, KIND_NOT_PLACED, "", g.email, now);
-                registration_clear(&g);
-        }
-        free(ids);
+        not_placed = r = each_registration(x, bound(x, SQL_WAITLISTED_OF, s->id, 0), s, not_placed_one, NULL);
+        if (r >= 0)
+                r = queue_roster(x, s);
         if (r < 0)
                 return r;
-        /* the roster goes to the trainer, else to every roster_to address */
-        if (s->trainer_email && *s->trainer_email)
-                r = outbox_queue(db, c, s->id, 0, KIND_ROSTER, s->trainer_email, s->trainer_email, now);
-        else
-                for (size_t i = 0; i < c->n_roster_to && r >= 0; i++)
-                        r = outbox_queue(db, c, s->id, 0, KIND_ROSTER, c->roster_to[i], c->roster_to[i], now);
-        stats->closed++;
-        log_ctx(LOG_INFO, &ctx, "session %lld closed for bookings: %ld booked, %zu not placed",
-                (long long) s->id, s->booked, n);
-        return r < 0 ? r : 0;
-}
-
-static int close_due(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                     const session_t *s)
-{
-        return now >= plan_cutoff(c, s->starts_at, s->closes_at) ? close_one(db, c, now, stats, s) : 0;
-}
-
-int scan_close(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
-{
-        sqlite3_stmt *st = db_stmt(db, SQL_CLOSING);
-
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, now + duration_approx_secs(&c->booking_cutoff) + SLACK);
-        sqlite3_bind_int64(st, 2, now);
-        return each_session(db, c, now, stats, st, true, close_due);
+        x->stats->closed++;
+        log_ctx(LOG_INFO, &ctx, "session %lld closed for bookings: %ld booked, %d not placed",
+                (long long) s->id, s->booked, not_placed);
+        return 0;
 }
 
 /* ---- 4. remind ----------------------------------------------------------------- */
@@ -415,114 +452,82 @@ static const char SQL_NEED_REMINDER[] =
 static const char SQL_REMINDED_AT[] = "SELECT reminded_at FROM sessions WHERE id = ?1";
 
 /* The query for sessions starting within `horizon` from now. */
-static sqlite3_stmt *starting_sessions(db_t *db, int64_t now, int64_t horizon)
+static sqlite3_stmt *starting_sessions(scan_t *x, const duration_t *horizon)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_STARTING);
-
-        if (st) {
-                sqlite3_bind_int64(st, 1, now);
-                sqlite3_bind_int64(st, 2, now + horizon + SLACK);
-        }
-        return st;
+        return bound(x, SQL_STARTING, x->now, x->now + duration_approx_secs(horizon) + SLACK);
 }
 
-static int64_t reminded_at(db_t *db, int64_t sid)
+static int64_t reminded_at(scan_t *x, int64_t sid)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_REMINDED_AT);
+        sqlite3_stmt *st = bound(x, SQL_REMINDED_AT, sid, 0);
         int64_t v = 0;
 
-        sqlite3_bind_int64(st, 1, sid);
-        if (db_step(st) == 1)
+        if (st && db_step(st) == 1)
                 v = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
+        if (st)
+                sqlite3_reset(st);
         return v;
 }
 
-static int remind_session(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                          const session_t *s)
+static int remind_session(scan_t *x, const session_t *s)
 {
-        int i = plan_due_reminder(c, s->starts_at, now);
+        int i = plan_due_reminder(x->c, s->starts_at, x->now);
         int64_t at;
         char occ[32];
-        sqlite3_stmt *st;
         int r;
 
         if (i < 0)
                 return 0;
-        at = plan_reminder_at(c, s->starts_at, (size_t) i);
+        at = plan_reminder_at(x->c, s->starts_at, (size_t) i);
         /* Everyone booked by `at` was queued when the session was last reminded at `at`;
          * anyone booked later has missed this reminder's moment and skips it. */
-        if (reminded_at(db, s->id) == at)
+        if (reminded_at(x, s->id) == at)
                 return 0;
-        plan_duration_name(&c->reminders_elearning[i], occ, sizeof(occ));
-        r = queue_each(db, c, SQL_NEED_REMINDER, s->id, at, KIND_ELEARNING_REMINDER, occ, now);
-        if (r < 0)
-                return r;
-        stats->queued += r;
-        st = db_stmt(db, SQL_SET_REMINDED);
-        sqlite3_bind_int64(st, 1, s->id);
-        sqlite3_bind_int64(st, 2, at);
-        return db_step_done(st);
-}
-
-int scan_remind(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
-{
-        if (c->n_reminders_elearning == 0)
-                return 0;
-        return each_session(db, c, now, stats,
-                            starting_sessions(db, now, duration_approx_secs(&c->reminders_elearning[0])),
-                            false, remind_session);
+        plan_duration_name(&x->c->reminders_elearning[i], occ, sizeof(occ));
+        r = queue_each(x, SQL_NEED_REMINDER, s, at, KIND_ELEARNING_REMINDER, occ);
+        return r < 0 ? r : mark_session(x, SQL_SET_REMINDED, s->id, at);
 }
 
 /* ---- 5. join ------------------------------------------------------------------- */
 
 /* "+r.id" drops the column's integer affinity, which would otherwise keep SQLite from
  * looking the row up in the outbox_occasion expression index (it scanned the session's
- * whole outbox history for each registration instead). */
+ * whole outbox history for each registration instead). ?3 is the kind. */
 static const char SQL_NEED_JOIN[] =
         "SELECT r.id FROM registrations r WHERE r.session_id = ?1 AND r.status = 'booked'"
         " AND (?2 = 0 OR r.elearning_done_at IS NOT NULL)"
         " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = ?1"
-        "   AND ifnull(o.registration_id, 0) = +r.id AND o.kind = 'joining_link' AND o.occasion = '')";
+        "   AND ifnull(o.registration_id, 0) = +r.id AND o.kind = ?3 AND o.occasion = '')";
 
 /* With require_elearning, those whose link is held back hear why, once, at its moment. */
 static const char SQL_LINK_WAITING[] =
         "SELECT r.id FROM registrations r WHERE r.session_id = ?1 AND r.status = 'booked'"
         " AND r.elearning_done_at IS NULL"
         " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = ?1"
-        "   AND o.registration_id = r.id AND o.kind = 'elearning_reminder'"
-        "   AND o.occasion = 'link-waiting')";
+        "   AND o.registration_id = r.id AND o.kind = ?3 AND o.occasion = ?4)";
+#define LINK_WAITING "link-waiting"
 
-static int join_session(db_t *db, const config_t *c, int64_t now, const session_t *s)
+static int join_session(scan_t *x, const session_t *s)
 {
-        int r, queued;
-
-        r = queue_each(db, c, SQL_NEED_JOIN, s->id, c->require_elearning, KIND_JOINING_LINK, "", now);
-        if (r < 0 || !c->require_elearning)
-                return r;
-        queued = r;
-        r = queue_each(db, c, SQL_LINK_WAITING, s->id, 0, KIND_ELEARNING_REMINDER, "link-waiting", now);
-        return r < 0 ? r : queued + r;
-}
-
-static int join_due(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                    const session_t *s)
-{
+        bool gated = x->c->require_elearning;
+        sqlite3_stmt *st;
+        mail_t link = { KIND_JOINING_LINK, "" }, waiting = { KIND_ELEARNING_REMINDER, LINK_WAITING };
         int r;
 
-        if (now < plan_joining_at(c, s->starts_at))
+        if (x->now < plan_joining_at(x->c, s->starts_at))
                 return 0;
-        r = join_session(db, c, now, s);
-        if (r > 0)
-                stats->queued += r;
-        return r;
-}
-
-int scan_join(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
-{
-        return each_session(db, c, now, stats,
-                            starting_sessions(db, now, duration_approx_secs(&c->reminder_joining_link)),
-                            false, join_due);
+        st = bound(x, SQL_NEED_JOIN, s->id, gated);
+        if (st)
+                sqlite3_bind_text(st, 3, kind_to_string(link.kind), -1, SQLITE_STATIC);
+        r = each_registration(x, st, s, queue_one, &link);
+        if (r < 0 || !gated)
+                return r;
+        st = bound(x, SQL_LINK_WAITING, s->id, 0);
+        if (st) {
+                sqlite3_bind_text(st, 3, kind_to_string(waiting.kind), -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, waiting.occasion, -1, SQLITE_STATIC);
+        }
+        return each_registration(x, st, s, queue_one, &waiting);
 }
 
 /* ---- 6. follow up -------------------------------------------------------------- */
@@ -533,56 +538,28 @@ static const char SQL_SET_DONE[] =
         "UPDATE sessions SET status = 'done', followed_up = ?2 WHERE id = ?1";
 static const char SQL_TO_FOLLOW_UP[] =
         "SELECT id FROM sessions WHERE status = 'done' AND followed_up = 0 AND ends_at <= ?1";
-static const char SQL_SET_FOLLOWED_UP[] = "UPDATE sessions SET followed_up = 1 WHERE id = ?1";
+static const char SQL_SET_FOLLOWED_UP[] = "UPDATE sessions SET followed_up = ?2 WHERE id = ?1";
 static const char SQL_BOOKED_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'booked'";
 
-static int follow_up_due(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                         const session_t *s)
+/* Without a follow-up, a session is followed up as it ends. */
+static int end_session(scan_t *x, const session_t *s)
 {
-        sqlite3_stmt *st;
-        int r;
+        log_ctx_t ctx = { .message_id = MID_SESSION_DONE, .session = s->id };
 
-        if (now < plan_follow_up_at(c, s->ends_at))
-                return 0;
-        r = queue_each(db, c, SQL_BOOKED_OF, s->id, 0, KIND_FOLLOW_UP, "", now);
-        if (r < 0)
-                return r;
-        stats->queued += r;
-        st = db_stmt(db, SQL_SET_FOLLOWED_UP);
-        sqlite3_bind_int64(st, 1, s->id);
-        return db_step_done(st);
+        x->stats->done++;
+        log_ctx(LOG_INFO, &ctx, "session %lld has ended", (long long) s->id);
+        return mark_session(x, SQL_SET_DONE, s->id, !x->c->follow_up_enabled);
 }
 
-int scan_follow_up(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+static int follow_up_session(scan_t *x, const session_t *s)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_ENDED);
-        int64_t *ids = NULL;
-        size_t n = 0;
         int r;
 
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, now);
-        r = collect_ids(st, &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                log_ctx_t ctx = { .message_id = MID_SESSION_DONE, .session = ids[i] };
-
-                st = db_stmt(db, SQL_SET_DONE);
-                sqlite3_bind_int64(st, 1, ids[i]);
-                sqlite3_bind_int(st, 2, !c->follow_up_enabled);
-                r = db_step_done(st);
-                stats->done++;
-                log_ctx(LOG_INFO, &ctx, "session %lld has ended", (long long) ids[i]);
-        }
-        free(ids);
-        if (r < 0 || !c->follow_up_enabled)
-                return r < 0 ? r : 0;
-
-        st = db_stmt(db, SQL_TO_FOLLOW_UP);
-        if (st)
-                sqlite3_bind_int64(st, 1, now);
-        return each_session(db, c, now, stats, st, false, follow_up_due);
+        if (x->now < plan_follow_up_at(x->c, s->ends_at))
+                return 0;
+        r = queue_each(x, SQL_BOOKED_OF, s, 0, KIND_FOLLOW_UP, "");
+        return r < 0 ? r : mark_session(x, SQL_SET_FOLLOWED_UP, s->id, 1);
 }
 
 /* ---- 7. cancel ----------------------------------------------------------------- */
@@ -591,74 +568,42 @@ static const char SQL_CANCELLED[] =
         "SELECT id FROM sessions WHERE status = 'cancelled' AND cancel_notified = 0";
 static const char SQL_PLACED_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status IN ('booked', 'waitlisted')";
-static const char SQL_SET_CANCEL_NOTIFIED[] = "UPDATE sessions SET cancel_notified = 1 WHERE id = ?1";
+static const char SQL_SET_CANCEL_NOTIFIED[] = "UPDATE sessions SET cancel_notified = ?2 WHERE id = ?1";
 
-int scan_cancel(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+static int cancel_session(scan_t *x, const session_t *s)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_CANCELLED);
-        int64_t *ids = NULL;
-        size_t n = 0;
-        int r;
+        int r = queue_each(x, SQL_PLACED_OF, s, 0, KIND_SESSION_CANCELLED, "");
 
-        if (!st)
-                return -EIO;
-        r = collect_ids(st, &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                r = queue_each(db, c, SQL_PLACED_OF, ids[i], 0, KIND_SESSION_CANCELLED, "", now);
-                if (r >= 0) {
-                        stats->queued += r;
-                        st = db_stmt(db, SQL_SET_CANCEL_NOTIFIED);
-                        sqlite3_bind_int64(st, 1, ids[i]);
-                        r = db_step_done(st);
-                }
-        }
-        free(ids);
-        return r < 0 ? r : 0;
+        return r < 0 ? r : mark_session(x, SQL_SET_CANCEL_NOTIFIED, s->id, 1);
 }
 
 /* ---- 8. change ----------------------------------------------------------------- */
 
 static const char SQL_CHANGED[] =
         "SELECT id FROM sessions WHERE seq > change_notified AND status IN ('open', 'closed')";
-static const char SQL_CHANGE_INFO[] = "SELECT seq, changed_outbox FROM sessions WHERE id = ?1";
+static const char SQL_CHANGED_OUTBOX[] = "SELECT changed_outbox FROM sessions WHERE id = ?1";
 /* only those who had been emailed before the change hear about it */
 static const char SQL_EMAILED_BOOKED[] =
         "SELECT r.id FROM registrations r WHERE r.session_id = ?1 AND r.status = 'booked'"
         " AND EXISTS (SELECT 1 FROM outbox o WHERE o.registration_id = r.id AND o.id <= ?2)";
-static const char SQL_SET_CHANGE_NOTIFIED[] = "UPDATE sessions SET change_notified = seq WHERE id = ?1";
+static const char SQL_SET_CHANGE_NOTIFIED[] = "UPDATE sessions SET change_notified = ?2 WHERE id = ?1";
 
-int scan_change(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+static int change_session(scan_t *x, const session_t *s)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_CHANGED);
-        int64_t *ids = NULL;
-        size_t n = 0;
+        sqlite3_stmt *st = bound(x, SQL_CHANGED_OUTBOX, s->id, 0);
+        int64_t upto = 0;
+        char occ[24];
         int r;
 
         if (!st)
                 return -EIO;
-        r = collect_ids(st, &ids, &n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                int64_t seq = 0, upto = 0;
-                char occ[24];
-
-                st = db_stmt(db, SQL_CHANGE_INFO);
-                sqlite3_bind_int64(st, 1, ids[i]);
-                if (db_step(st) == 1) {
-                        seq = sqlite3_column_int64(st, 0);
-                        upto = sqlite3_column_int64(st, 1);
-                }
-                sqlite3_reset(st);
-                snprintf(occ, sizeof(occ), "%lld", (long long) seq);
-                r = queue_each(db, c, SQL_EMAILED_BOOKED, ids[i], upto, KIND_SESSION_CHANGED, occ, now);
-                if (r >= 0) {
-                        stats->queued += r;
-                        st = db_stmt(db, SQL_SET_CHANGE_NOTIFIED);
-                        sqlite3_bind_int64(st, 1, ids[i]);
-                        r = db_step_done(st);
-                }
-        }
-        free(ids);
-        return r < 0 ? r : 0;
+        if (db_step(st) == 1)
+                upto = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        /* the change number is the occasion: each change is told once */
+        snprintf(occ, sizeof(occ), "%ld", s->seq);
+        r = queue_each(x, SQL_EMAILED_BOOKED, s, upto, KIND_SESSION_CHANGED, occ);
+        return r < 0 ? r : mark_session(x, SQL_SET_CHANGE_NOTIFIED, s->id, s->seq);
 }
 
 /* ---- 9. forget ----------------------------------------------------------------- */
@@ -677,68 +622,117 @@ static const char SQL_ERASE_OUTBOX[] =
         " status = CASE status WHEN 'queued' THEN 'expired' ELSE status END WHERE session_id = ?1";
 static const char SQL_SET_ERASED[] = "UPDATE sessions SET erased_at = ?2 WHERE id = ?1";
 
-static int forget_one(db_t *db, int64_t sid, int64_t now)
+static int forget_session(scan_t *x, const session_t *s)
 {
         static const char *const sql[] = { SQL_ERASE_REGS, SQL_ERASE_OUTBOX, SQL_SET_ERASED };
-        log_ctx_t ctx = { .message_id = MID_DATA_ERASED, .session = sid };
+        log_ctx_t ctx = { .message_id = MID_DATA_ERASED, .session = s->id };
         int r = 0;
 
-        for (size_t k = 0; k < 3 && r >= 0; k++) {
-                sqlite3_stmt *st = db_stmt(db, sql[k]);
-
-                if (!st)
-                        return -EIO;
-                sqlite3_bind_int64(st, 1, sid);
-                if (k == 2)
-                        sqlite3_bind_int64(st, 2, now);
-                r = db_step_done(st);
-        }
-        if (r >= 0)
-                log_ctx(LOG_INFO, &ctx, "session %lld: names, addresses and stored emails erased",
-                        (long long) sid);
-        return r;
-}
-
-static int forget_due(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats,
-                      const session_t *s)
-{
-        if (now < plan_forget_at(c, s->ends_at))
+        if (x->now < plan_forget_at(x->c, s->ends_at))
                 return 0;
-        stats->erased++;
-        return forget_one(db, s->id, now);
+        for (size_t k = 0; k < 3 && r >= 0; k++)
+                r = mark_session(x, sql[k], s->id, x->now);
+        if (r < 0)
+                return r;
+        x->stats->erased++;
+        log_ctx(LOG_INFO, &ctx, "session %lld: names, addresses and stored emails erased", (long long) s->id);
+        return 0;
 }
 
-int scan_forget(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+/* ---- the steps, in the order of meccd(8), SCANS ---------------------------------- */
+
+static int scan_step_admit(scan_t *x)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_TO_FORGET);
-
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, now - duration_approx_secs(&c->retention) + SLACK);
-        return each_session(db, c, now, stats, st, false, forget_due);
+        return admit(x);
 }
 
-/* ---- the scan ------------------------------------------------------------------- */
+static int scan_step_promote(scan_t *x)
+{
+        return each_session(x, db_stmt(x->db, SQL_WAITING_SESSIONS), true, promote_session);
+}
+
+static int scan_step_close(scan_t *x)
+{
+        sqlite3_stmt *st = bound(x, SQL_CLOSING, x->now + duration_approx_secs(&x->c->booking_cutoff) + SLACK,
+                                 x->now);
+
+        return each_session(x, st, true, close_session);
+}
+
+static int scan_step_remind(scan_t *x)
+{
+        if (x->c->n_reminders_elearning == 0)
+                return 0;
+        return each_session(x, starting_sessions(x, &x->c->reminders_elearning[0]), false, remind_session);
+}
+
+static int scan_step_join(scan_t *x)
+{
+        return each_session(x, starting_sessions(x, &x->c->reminder_joining_link), false, join_session);
+}
+
+static int scan_step_follow_up(scan_t *x)
+{
+        int r = each_session(x, bound(x, SQL_ENDED, x->now, 0), false, end_session);
+
+        if (r < 0 || !x->c->follow_up_enabled)
+                return r;
+        return each_session(x, bound(x, SQL_TO_FOLLOW_UP, x->now, 0), false, follow_up_session);
+}
+
+static int scan_step_cancel(scan_t *x)
+{
+        return each_session(x, db_stmt(x->db, SQL_CANCELLED), false, cancel_session);
+}
+
+static int scan_step_change(scan_t *x)
+{
+        return each_session(x, db_stmt(x->db, SQL_CHANGED), false, change_session);
+}
+
+static int scan_step_forget(scan_t *x)
+{
+        sqlite3_stmt *st = bound(x, SQL_TO_FORGET, x->now - duration_approx_secs(&x->c->retention) + SLACK, 0);
+
+        return each_session(x, st, false, forget_session);
+}
+
+typedef int (*step_fn)(scan_t *x);
+
+static const struct {
+        const char *name;
+        step_fn fn;
+} steps[_SCAN_STEP_MAX] = {
+        [SCAN_ADMIT] = { "admit", scan_step_admit },
+        [SCAN_PROMOTE] = { "promote", scan_step_promote },
+        [SCAN_CLOSE] = { "close", scan_step_close },
+        [SCAN_REMIND] = { "remind", scan_step_remind },
+        [SCAN_JOIN] = { "join", scan_step_join },
+        [SCAN_FOLLOW_UP] = { "follow up", scan_step_follow_up },
+        [SCAN_CANCEL] = { "cancel", scan_step_cancel },
+        [SCAN_CHANGE] = { "change", scan_step_change },
+        [SCAN_FORGET] = { "forget", scan_step_forget },
+};
+
+int scan_step(db_t *db, const config_t *c, int64_t now, scan_step_t step, scan_stats_t *stats)
+{
+        scan_stats_t unused = { 0 };
+        scan_t x = { db, c, now, stats ? stats : &unused };
+
+        if (step < 0 || step >= _SCAN_STEP_MAX)
+                return -EINVAL;
+        return steps[step].fn(&x);
+}
 
 int scan_run(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 {
-        static const struct {
-                const char *name;
-                step_fn fn;
-        } steps[] = {
-                { "admit", scan_admit },         { "promote", scan_promote },
-                { "close", scan_close },         { "remind", scan_remind },
-                { "join", scan_join },           { "follow up", scan_follow_up },
-                { "cancel", scan_cancel },       { "change", scan_change },
-                { "forget", scan_forget },
-        };
         scan_stats_t st = { 0 };
         int r = 0;
 
-        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        for (int i = 0; i < _SCAN_STEP_MAX; i++) {
                 r = db_begin(db);
                 if (r >= 0)
-                        r = steps[i].fn(db, c, now, &st);
+                        r = scan_step(db, c, now, i, &st);
                 if (r >= 0)
                         r = db_commit(db);
                 if (r < 0) {
@@ -754,4 +748,23 @@ int scan_run(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
         if (stats)
                 *stats = st;
         return r;
+}
+
+void scan_stats_format(const scan_stats_t *s, char *buf, size_t n)
+{
+        const struct {
+                unsigned v;
+                const char *what;
+        } parts[] = {
+                { s->booked, "booked" },   { s->waitlisted, "waitlisted" }, { s->late, "late" },
+                { s->invalid, "invalid" }, { s->promoted, "promoted" },     { s->closed, "closed" },
+                { s->done, "ended" },      { s->erased, "erased" },         { s->queued, "queued" },
+        };
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && used < n; i++)
+                if (parts[i].v)
+                        used += (size_t) snprintf(buf + used, n - used, "%s%u %s", used ? ", " : "",
+                                                  parts[i].v, parts[i].what);
 }

@@ -1,28 +1,49 @@
-/* scan.h - the steps of a scan (SPEC 5), each in its own transaction, in spec order. */
+/* scan.h - the steps of a scan (meccd(8), SCANS), each in its own transaction, in order. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "db.h"
 
+/* Registrations admitted per query: a bound on memory, not on work (a step goes on
+ * until none is left). */
+#define SCAN_BATCH 512
+
+typedef enum scan_step {
+        SCAN_ADMIT,
+        SCAN_PROMOTE,
+        SCAN_CLOSE,
+        SCAN_REMIND,
+        SCAN_JOIN,
+        SCAN_FOLLOW_UP,
+        SCAN_CANCEL,
+        SCAN_CHANGE,
+        SCAN_FORGET,
+        _SCAN_STEP_MAX,
+} scan_step_t;
+
+/* What a scan did, for its journal line. */
 typedef struct {
         unsigned admitted, booked, waitlisted, late, invalid;
         unsigned promoted, closed, queued, done, erased;
 } scan_stats_t;
 
-/* Every step in order. A step that meets a locked database (-EBUSY) is rolled back and
- * the scan stops there: the next scan picks it up, nothing is lost. */
+/* Every step in order, each in its own transaction. A step that meets a locked database
+ * (-EBUSY) is rolled back and the scan stops there: the next scan picks it up, nothing is
+ * lost. stats may be NULL. */
 int scan_run(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
 
-int scan_admit(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
-int scan_promote(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
-int scan_close(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
-int scan_remind(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
-int scan_join(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
-int scan_follow_up(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
-int scan_cancel(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
-int scan_change(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
-int scan_forget(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
+/* One step, inside the caller's transaction; adds to *stats (may be NULL). */
+int scan_step(db_t *db, const config_t *c, int64_t now, scan_step_t step, scan_stats_t *stats);
+
+static inline int scan_close(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
+{
+        return scan_step(db, c, now, SCAN_CLOSE, stats);
+}
+
+/* "3 booked, 1 waitlisted, 12 queued": the non-zero figures, or "" when nothing happened. */
+void scan_stats_format(const scan_stats_t *s, char *buf, size_t n);
 
 /* A fresh 128-bit URL-safe token (22 characters + NUL). */
 int scan_new_token(char ret[23]);
