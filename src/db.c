@@ -74,7 +74,8 @@ static const char *const migrations[] = {
         "  last_error TEXT,"
         "  message_id TEXT NOT NULL,"
         "  body BLOB);"
-        /* The promise of SPEC 5: one email per registration (or session) per occasion. */
+        /* The promise of meccd(8), WHAT A SCAN DOES: one email per registration (or
+         * session) per occasion. */
         "CREATE UNIQUE INDEX outbox_occasion"
         "  ON outbox(session_id, ifnull(registration_id, 0), kind, occasion);"
         "CREATE INDEX outbox_due ON outbox(status, next_attempt_at);"

@@ -112,11 +112,11 @@ int outbox_recover(db_t *db, int64_t now)
 
 int64_t outbox_backoff(unsigned attempts)
 {
-        int64_t d = 60;
+        int64_t d = OUTBOX_BACKOFF_MIN;
 
-        for (unsigned i = 1; i < attempts && d < 3600; i++)
+        for (unsigned i = 1; i < attempts && d < OUTBOX_BACKOFF_MAX; i++)
                 d *= 2;
-        return d > 3600 ? 3600 : d;
+        return d > OUTBOX_BACKOFF_MAX ? OUTBOX_BACKOFF_MAX : d;
 }
 
 static const char SQL_COUNTS[] =

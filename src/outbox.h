@@ -28,7 +28,10 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
 /* Rows left mid-attempt by a crash are due again now (they keep their Message-ID). */
 int outbox_recover(db_t *db, int64_t now);
 
-/* The delay before attempt n+1 after n failed attempts: 1 min doubling to 1 h. */
+/* The delay before attempt n+1 after n failed attempts: 1 min doubling to 1 h, then
+ * hourly (meccd(8), DELIVERY). Seconds. */
+#define OUTBOX_BACKOFF_MIN 60
+#define OUTBOX_BACKOFF_MAX 3600
 int64_t outbox_backoff(unsigned attempts);
 
 typedef struct outbox outbox_t;

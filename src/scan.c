@@ -1,6 +1,6 @@
-/* scan.c - the rules of a scan (meccd(8), SCANS): who is booked, who waits, what is due to
- * be emailed. Each step selects sessions or registrations and keeps only its rule; the
- * walking, loading and queueing is done by the helpers below, once. */
+/* scan.c - the rules of a scan (meccd(8), WHAT A SCAN DOES): who is booked, who waits,
+ * what is due to be emailed. Each step selects sessions or registrations and keeps only
+ * its rule; the walking, loading and queueing is done by the helpers below, once. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -639,7 +639,7 @@ static int forget_session(scan_t *x, const session_t *s)
         return 0;
 }
 
-/* ---- the steps, in the order of meccd(8), SCANS ---------------------------------- */
+/* ---- the steps, in the order of meccd(8), WHAT A SCAN DOES ---------------------- */
 
 static int scan_step_admit(scan_t *x)
 {

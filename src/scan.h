@@ -1,4 +1,5 @@
-/* scan.h - the steps of a scan (meccd(8), SCANS), each in its own transaction, in order. */
+/* scan.h - the steps of a scan (meccd(8), WHAT A SCAN DOES), each in its own
+ * transaction, in order. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
