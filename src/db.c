@@ -13,6 +13,8 @@
 
 struct db {
         sqlite3 *h;
+        char *path;
+        char *instance;
         struct {
                 const char *sql;
                 sqlite3_stmt *st;
@@ -179,21 +181,25 @@ out:
         return r;
 }
 
+/* The id of this database in Message-IDs and calendar UIDs: made once, kept for ever. */
 static int ensure_instance(db_t *db)
 {
-        char *v = db_meta_get(db, "instance");
         unsigned char raw[8];
         char hex[17];
+        int r;
 
-        if (v) {
-                free(v);
+        db->instance = db_meta_get(db, "instance");
+        if (db->instance)
                 return 0;
-        }
         if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
                 return -EIO;
         for (size_t i = 0; i < sizeof(raw); i++)
                 snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-        return db_meta_set(db, "instance", hex);
+        r = db_meta_set(db, "instance", hex);
+        if (r < 0)
+                return r;
+        db->instance = strdup(hex);
+        return db->instance ? 0 : -ENOMEM;
 }
 
 int db_open(const char *path, db_t **ret, char **ret_err)
@@ -202,8 +208,10 @@ int db_open(const char *path, db_t **ret, char **ret_err)
         const char *mode;
         int r, rc;
 
-        if (!db)
+        if (!db || !(db->path = strdup(path))) {
+                free(db);
                 return -ENOMEM;
+        }
         rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
         if (rc != SQLITE_OK) {
                 r = db_errno(rc) ? db_errno(rc) : -EIO;
@@ -260,6 +268,7 @@ int db_open_copy(db_t *src, db_t **ret)
         r = db_errno(sqlite3_backup_finish(b));
         if (r < 0)
                 goto fail;
+        db->instance = db_meta_get(db, "instance");
         *ret = db;
         return 0;
 fail:
@@ -274,8 +283,20 @@ db_t *db_close(db_t *db)
         for (size_t i = 0; i < N_STMTS; i++)
                 sqlite3_finalize(db->cache[i].st);
         sqlite3_close(db->h);
+        free(db->path);
+        free(db->instance);
         free(db);
         return NULL;
+}
+
+const char *db_path(const db_t *db)
+{
+        return db->path;
+}
+
+const char *db_instance(const db_t *db)
+{
+        return db->instance ? db->instance : "0";
 }
 
 sqlite3 *db_handle(db_t *db)

@@ -16,6 +16,9 @@ db_t *db_close(db_t *db);
 /* A private in-memory copy of src, for dry runs that must not write the real state. */
 int db_open_copy(db_t *src, db_t **ret);
 sqlite3 *db_handle(db_t *db);
+const char *db_path(const db_t *db);
+/* This database's own id, for Message-IDs and calendar UIDs ("0" for a copy). */
+const char *db_instance(const db_t *db);
 const char *db_errmsg(db_t *db);
 
 /* A statement prepared once per connection and cached by the address of its SQL text

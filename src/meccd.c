@@ -16,6 +16,7 @@
 #include "config.h"
 #include "db.h"
 #include "journal.h"
+#include "deliver.h"
 #include "outbox.h"
 #include "render.h"
 #include "scan.h"
@@ -28,7 +29,7 @@ typedef struct {
         config_t *cfg;
         templates_t *tpl;
         db_t *db;
-        outbox_t *outbox;
+        deliver_t *outbox;
         sd_event *event;
         sd_event_source *timer, *grace;
         int64_t next_scan;
@@ -115,7 +116,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 d->failed_scans++;
         snprintf(mark, sizeof(mark), "%lld", (long long) now);
         (void) db_meta_set(d->db, "last_scan_at", mark);
-        outbox_kick(d->outbox);
+        deliver_kick(d->outbox);
         return schedule(d);
 }
 
@@ -158,7 +159,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
                 log_msg(LOG_WARNING, "the database path changed; it takes effect at the next restart");
         free(cfg->database);
         cfg->database = strdup(d->cfg->database);
-        outbox_reconfigure(d->outbox, cfg, tpl);
+        deliver_reconfigure(d->outbox, cfg, tpl);
         templates_free(d->tpl);
         config_free(d->cfg);
         d->tpl = tpl;
@@ -177,7 +178,7 @@ static int on_grace_over(sd_event_source *s, uint64_t usec, void *userdata)
         (void) s;
         (void) usec;
         log_msg(LOG_NOTICE, "%u email%s still in flight will be tried again at the next start",
-                outbox_in_flight(d->outbox), outbox_in_flight(d->outbox) == 1 ? "" : "s");
+                deliver_in_flight(d->outbox), deliver_in_flight(d->outbox) == 1 ? "" : "s");
         return sd_event_exit(d->event, 0);
 }
 
@@ -190,12 +191,12 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
         (void) s;
         (void) sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         log_ctx(LOG_INFO, &ctx, "stopping on signal %u", si->ssi_signo);
-        outbox_stop(d->outbox);
+        deliver_stop(d->outbox);
         if (d->timer)
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
-        if (outbox_in_flight(d->outbox) == 0)
+        if (deliver_in_flight(d->outbox) == 0)
                 return sd_event_exit(d->event, 0);
-        outbox_on_idle(d->outbox, exit_when_idle, d);
+        deliver_on_idle(d->outbox, exit_when_idle, d);
         return sd_event_add_time_relative(d->event, &d->grace, CLOCK_MONOTONIC, STOP_GRACE_USEC,
                                           0, on_grace_over, d);
 }
@@ -209,7 +210,7 @@ static int run_loop(daemon_t *d)
             (r = sd_event_add_signal(d->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, d)) < 0 ||
             (r = sd_event_add_signal(d->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_hup, d)) < 0)
                 return r;
-        outbox_on_idle(d->outbox, on_idle, d);
+        deliver_on_idle(d->outbox, on_idle, d);
         /* the first scan runs at once */
         d->next_scan = clock_now();
         r = sd_event_add_time_relative(d->event, &d->timer, CLOCK_MONOTONIC, 0, 0, on_timer, d);
@@ -238,9 +239,9 @@ static int run_once(daemon_t *d)
                 return EX_UNAVAILABLE;
         snprintf(mark, sizeof(mark), "%lld", (long long) now);
         (void) db_meta_set(d->db, "last_scan_at", mark);
-        outbox_on_idle(d->outbox, exit_when_idle, d);
-        outbox_kick(d->outbox);
-        if (outbox_busy(d->outbox)) {
+        deliver_on_idle(d->outbox, exit_when_idle, d);
+        deliver_kick(d->outbox);
+        if (deliver_busy(d->outbox)) {
                 r = sd_event_loop(d->event);
                 if (r < 0)
                         return EX_OSERR;
@@ -323,7 +324,7 @@ int main(int argc, char **argv)
                 ret = EX_OSERR;
                 goto out;
         }
-        d.outbox = outbox_new(d.db, d.cfg, d.tpl, d.event);
+        d.outbox = deliver_new(d.db, d.cfg, d.tpl, d.event);
         if (!d.outbox) {
                 ret = EX_OSERR;
                 goto out;
@@ -339,7 +340,7 @@ int main(int argc, char **argv)
         }
 out:
         free(err);
-        outbox_free(d.outbox);
+        deliver_free(d.outbox);
         sd_event_source_unref(d.timer);
         sd_event_source_unref(d.grace);
         sd_event_unref(d.event);

@@ -1,47 +1,16 @@
-/* outbox.c - the life of one email: queued -> sent | failed | expired. */
+/* outbox.c - the life of one email in the database: queued -> claimed -> sent | failed |
+ * expired. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
+#include <unistd.h>
 
-#include "addr.h"
 #include "journal.h"
 #include "outbox.h"
 #include "plan.h"
-#include "smtp.h"
-
-/* An outcome the database would not take (locked): written before anything new is sent,
- * so its row neither stays marked as in flight nor goes twice. */
-typedef struct unrecorded {
-        struct unrecorded *next;
-        const char *sql;
-        int64_t id, t;
-        char *text;
-} unrecorded_t;
-
-struct outbox {
-        db_t *db;
-        const config_t *c;
-        const templates_t *t;
-        sd_event *event;
-        smtp_pool_t *pool;
-        bool rebuild;           /* settings changed: new pool once idle */
-        bool stopping;
-        bool pumping;
-        char *password;
-        double tokens;          /* max_per_minute token bucket */
-        struct timespec refilled;
-        sd_event_source *wake;  /* the rate limit's refill */
-        deliver_stats_t stats;
-        void (*idle_fn)(void *);
-        void *idle_data;
-        unrecorded_t *unrecorded;
-        struct row *flying;     /* rows handed to SMTP: freed here if abandoned at stop */
-};
-
-static void free_flying(outbox_t *o);
 
 /* ---- queueing ------------------------------------------------------------------------ */
 
@@ -63,20 +32,17 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
                  kind_t kind, const char *occasion, const char *recipient, int64_t now)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_QUEUE);
-        char *instance = db_meta_get(db, "instance"), mid[512], occ[96];
+        char mid[512], occ[96];
         const char *domain = strrchr(c->smtp.from_addr, '@');
         int r;
 
-        if (!st || !instance) {
-                free(instance);
+        if (!st)
                 return -EIO;
-        }
         /* derived from the occasion, so the same email always carries the same id */
         id_part(occasion, occ, sizeof(occ));
         snprintf(mid, sizeof(mid), "<%lld.%lld.%s%s%s.%s%s>", (long long) session_id,
-                 (long long) registration_id, kind_to_string(kind), *occ ? "." : "", occ, instance,
+                 (long long) registration_id, kind_to_string(kind), *occ ? "." : "", occ, db_instance(db),
                  domain ? domain : "@meccd.invalid");
-        free(instance);
         sqlite3_bind_int64(st, 1, session_id);
         if (registration_id)
                 sqlite3_bind_int64(st, 2, registration_id);
@@ -89,25 +55,6 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
         if (r < 0)
                 return r;
         return sqlite3_changes(db_handle(db)) > 0;
-}
-
-/* Rows are marked as sending only while queued (one expired mid-attempt has nothing
- * left to retry): saying so lets the outbox_due index find them instead of reading the
- * whole outbox history at every start. */
-static const char SQL_RECOVER[] =
-        "UPDATE outbox SET sending = 0, next_attempt_at = min(next_attempt_at, ?1)"
-        " WHERE status = 'queued' AND sending = 1";
-
-int outbox_recover(db_t *db, int64_t now)
-{
-        sqlite3_stmt *st = db_stmt(db, SQL_RECOVER);
-        int r;
-
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, now);
-        r = db_step_done(st);
-        return r < 0 ? r : sqlite3_changes(db_handle(db));
 }
 
 int64_t outbox_backoff(unsigned attempts)
@@ -139,194 +86,6 @@ int outbox_counts(db_t *db, long *queued, long *failed)
         return r < 0 ? r : 0;
 }
 
-/* ---- delivery -------------------------------------------------------------------------- */
-
-outbox_t *outbox_new(db_t *db, const config_t *c, const templates_t *t, sd_event *e)
-{
-        outbox_t *o = calloc(1, sizeof(*o));
-
-        if (!o)
-                return NULL;
-        o->db = db;
-        o->c = c;
-        o->t = t;
-        o->event = sd_event_ref(e);
-        o->tokens = c->smtp.max_per_minute;
-        clock_gettime(CLOCK_MONOTONIC, &o->refilled);
-        return o;
-}
-
-static void forget_password(outbox_t *o)
-{
-        if (o->password) {
-                explicit_bzero(o->password, strlen(o->password));
-                free(o->password);
-                o->password = NULL;
-        }
-}
-
-outbox_t *outbox_free(outbox_t *o)
-{
-        if (!o)
-                return NULL;
-        smtp_pool_free(o->pool);
-        free_flying(o);
-        /* their rows stay marked as in flight and are retried at the next start */
-        while (o->unrecorded) {
-                unrecorded_t *u = o->unrecorded;
-
-                o->unrecorded = u->next;
-                free(u->text);
-                free(u);
-        }
-        sd_event_source_disable_unref(o->wake);
-        sd_event_unref(o->event);
-        forget_password(o);
-        free(o);
-        return NULL;
-}
-
-void outbox_reconfigure(outbox_t *o, const config_t *c, const templates_t *t)
-{
-        o->c = c;
-        o->t = t;
-        o->rebuild = true;
-        if (o->tokens > c->smtp.max_per_minute)
-                o->tokens = c->smtp.max_per_minute;
-}
-
-void outbox_on_idle(outbox_t *o, void (*fn)(void *), void *userdata)
-{
-        o->idle_fn = fn;
-        o->idle_data = userdata;
-}
-
-unsigned outbox_in_flight(const outbox_t *o)
-{
-        return o->pool ? smtp_pool_in_flight(o->pool) : 0;
-}
-
-bool outbox_busy(const outbox_t *o)
-{
-        int enabled = SD_EVENT_OFF;
-
-        if (o->wake)
-                (void) sd_event_source_get_enabled(o->wake, &enabled);
-        return outbox_in_flight(o) > 0 || (enabled != SD_EVENT_OFF && !o->stopping);
-}
-
-const deliver_stats_t *outbox_stats(const outbox_t *o)
-{
-        return &o->stats;
-}
-
-void outbox_stop(outbox_t *o)
-{
-        o->stopping = true;
-        if (o->wake)
-                (void) sd_event_source_set_enabled(o->wake, SD_EVENT_OFF);
-}
-
-/* Seconds until the rate limit allows one more message; 0 when it allows one now. */
-static double take_token(outbox_t *o)
-{
-        struct timespec now;
-        double elapsed, rate = o->c->smtp.max_per_minute / 60.0;
-
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        elapsed = (double) (now.tv_sec - o->refilled.tv_sec) + (now.tv_nsec - o->refilled.tv_nsec) / 1e9;
-        o->refilled = now;
-        o->tokens += elapsed * rate;
-        if (o->tokens > o->c->smtp.max_per_minute)
-                o->tokens = o->c->smtp.max_per_minute;
-        if (o->tokens < 1.0)
-                return (1.0 - o->tokens) / rate;
-        o->tokens -= 1.0;
-        return 0;
-}
-
-typedef struct row {
-        outbox_t *o;
-        struct row *next_flying;
-        int64_t id, session_id, registration_id, first_attempt_at;
-        kind_t kind;
-        char *occasion, *recipient, *message_id, *body;
-        size_t body_size;
-        unsigned attempts;
-} row_t;
-
-static row_t *row_free(row_t *w)
-{
-        if (!w)
-                return NULL;
-        free(w->occasion);
-        free(w->recipient);
-        free(w->message_id);
-        free(w->body);
-        free(w);
-        return NULL;
-}
-
-/* Abandoned in flight at stop: their rows are retried at the next start. */
-static void free_flying(outbox_t *o)
-{
-        while (o->flying) {
-                row_t *w = o->flying;
-
-                o->flying = w->next_flying;
-                row_free(w);
-        }
-}
-
-static const char SQL_DUE[] =
-        "SELECT id, session_id, ifnull(registration_id, 0), kind, occasion, recipient, message_id,"
-        " attempts, ifnull(first_attempt_at, 0), body FROM outbox"
-        " WHERE status = 'queued' AND sending = 0 AND next_attempt_at <= ?1"
-        " ORDER BY next_attempt_at, id LIMIT 1";
-
-static int next_due(db_t *db, int64_t now, row_t **ret)
-{
-        sqlite3_stmt *st = db_stmt(db, SQL_DUE);
-        row_t *w;
-        int r;
-
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, now);
-        r = db_step(st);
-        if (r == 1) {
-                w = calloc(1, sizeof(*w));
-                if (!w) {
-                        sqlite3_reset(st);
-                        return -ENOMEM;
-                }
-                w->id = sqlite3_column_int64(st, 0);
-                w->session_id = sqlite3_column_int64(st, 1);
-                w->registration_id = sqlite3_column_int64(st, 2);
-                w->kind = kind_from_string((const char *) sqlite3_column_text(st, 3));
-                w->occasion = db_col_text(st, 4);
-                w->recipient = db_col_text(st, 5);
-                w->message_id = db_col_text(st, 6);
-                w->attempts = sqlite3_column_int(st, 7);
-                w->first_attempt_at = sqlite3_column_int64(st, 8);
-                if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
-                        w->body_size = sqlite3_column_bytes(st, 9);
-                        w->body = malloc(w->body_size + 1);
-                        if (w->body) {
-                                memcpy(w->body, sqlite3_column_blob(st, 9), w->body_size);
-                                w->body[w->body_size] = '\0';
-                        }
-                }
-                if (w->kind < 0 || !w->occasion || !w->recipient || !w->message_id ||
-                    (w->body_size && !w->body)) {
-                        row_free(w);
-                        r = -ENOMEM;
-                } else
-                        *ret = w;
-        }
-        sqlite3_reset(st);
-        return r;
-}
 
 const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
                          kind_t kind, const char *recipient, int64_t now)
@@ -398,7 +157,6 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
         session_t s = { 0 }, *next = NULL;
         registration_t g = { 0 }, *roster = NULL;
         mail_data_t d = { .session = &s };
-        char *instance = NULL;
         int r;
 
         if (!info)
@@ -421,10 +179,9 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
                 goto out;
         d.roster = roster;
         d.next = next;
-        d.instance = instance = db_meta_get(db, "instance");
+        d.instance = db_instance(db);
         r = render_mail(c, t, key, &d, now, ret, ret_size, ret_err);
 out:
-        free(instance);
         registrations_free(roster, d.n_roster);
         sessions_free(next, d.n_next);
         registration_clear(&g);
@@ -432,278 +189,336 @@ out:
         return r;
 }
 
-static const char SQL_EXPIRE[] =
-        "UPDATE outbox SET status = 'expired', last_error = ?2 WHERE id = ?1";
-static const char SQL_ATTEMPT[] =
-        "UPDATE outbox SET sending = 1, attempts = attempts + 1,"
-        " first_attempt_at = ifnull(first_attempt_at, ?2), body = ?3 WHERE id = ?1";
-static const char SQL_SENT[] =
-        "UPDATE outbox SET status = 'sent', sending = 0, sent_at = ?2, last_error = NULL WHERE id = ?1";
-static const char SQL_RETRY[] =
-        "UPDATE outbox SET sending = 0, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1";
-static const char SQL_FAIL[] =
-        "UPDATE outbox SET status = 'failed', sending = 0, last_error = ?3 WHERE id = ?1 AND ?2 = ?2";
+/* ---- claiming and recording ---------------------------------------------------------- */
 
-/* One short transaction per state change: each is durable before the next step. All the
- * statements above take ?1 = id, ?2 = a time, ?3 = text or the body. */
-static int update(db_t *db, const char *sql, int64_t id, int64_t t, const char *text,
-                  const char *blob, size_t blob_size)
+outbox_row_t *outbox_row_free(outbox_row_t *w)
 {
-        sqlite3_stmt *st = db_stmt(db, sql);
+        if (!w)
+                return NULL;
+        free(w->recipient);
+        free(w->message_id);
+        free(w->body);
+        free(w);
+        return NULL;
+}
+
+void outbox_outcome_clear(outbox_outcome_t *o)
+{
+        free(o->error);
+        o->error = NULL;
+}
+
+/* One statement for every outcome: ?2 status, ?3 1 when it was an attempt, ?4 sent_at,
+ * ?5 next_attempt_at (NULL: unchanged), ?6 the error. */
+static const char SQL_RECORD[] =
+        "UPDATE outbox SET status = ?2, sending = 0, attempts = attempts + ?3,"
+        " sent_at = ?4, next_attempt_at = ifnull(?5, next_attempt_at), last_error = ?6 WHERE id = ?1";
+static const char SQL_RELEASE[] = "UPDATE outbox SET sending = 0 WHERE id = ?1";
+/* "AND sending = 0" in both: a row is claimed once, by one process. */
+static const char SQL_CLAIM[] =
+        "UPDATE outbox SET sending = 1, first_attempt_at = ifnull(first_attempt_at, ?2)"
+        " WHERE sending = 0 AND id IN (SELECT id FROM outbox WHERE status = 'queued' AND sending = 0"
+        "   AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3)"
+        " RETURNING id, session_id, ifnull(registration_id, 0), kind, occasion, recipient,"
+        "   message_id, attempts, first_attempt_at, next_attempt_at";
+
+static int record_one(db_t *db, const outbox_outcome_t *o)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_RECORD);
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_int64(st, 1, id);
-        if (sql == SQL_EXPIRE)
-                db_bind_text(st, 2, text);
-        else
-                sqlite3_bind_int64(st, 2, t);
-        if (blob)
-                sqlite3_bind_blob(st, 3, blob, (int) blob_size, SQLITE_STATIC);
-        else if (sql != SQL_EXPIRE && sql != SQL_SENT)
-                db_bind_text(st, 3, text);
+        sqlite3_bind_int64(st, 1, o->id);
+        sqlite3_bind_text(st, 2, mail_status_to_string(o->status), -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, o->attempted);
+        db_bind_time(st, 4, o->status == MAIL_SENT ? o->at : 0);
+        db_bind_time(st, 5, o->status == MAIL_QUEUED ? o->at : 0);
+        db_bind_text(st, 6, o->error);
         return db_step_done(st);
 }
 
-static void log_row(int prio, const char *mid, const row_t *w, const char *fmt, const char *detail)
+void outbox_log(int prio, const char *mid, const outbox_row_t *w, const char *what, const char *why)
 {
+        const char *kind = kind_to_string(w->kind);
         log_ctx_t ctx = { .message_id = mid, .session = w->session_id,
-                          .registration = w->registration_id, .outbox = w->id,
-                          .kind = kind_to_string(w->kind) };
-        log_ctx(prio, &ctx, fmt, kind_to_string(w->kind), (long long) w->id, detail);
+                          .registration = w->registration_id, .outbox = w->id, .kind = kind };
+
+        log_ctx(prio, &ctx, "%s email %lld %s%s%s", kind ? kind : "unknown", (long long) w->id, what,
+                why ? ": " : "", why ? why : "");
 }
 
-static int ensure_pool(outbox_t *o)
+/* Expire, or render: 1 ready to send, 0 settled here (expired or failed), <0 error. */
+static int prepare(db_t *db, const config_t *c, const templates_t *t, int64_t now,
+                   outbox_row_t *w, const char *occasion, outbox_claim_stats_t *stats)
 {
-        char *err = NULL;
-        int r;
-
-        if (o->pool && o->rebuild && smtp_pool_in_flight(o->pool) == 0) {
-                o->pool = smtp_pool_free(o->pool);
-                forget_password(o);
-        }
-        if (o->pool)
-                return 0;
-        o->rebuild = false;
-        r = smtp_load_password(&o->c->smtp, &o->password, &err);
-        if (r < 0) {
-                log_msg(LOG_ERR, "%s", err ? err : "cannot read the SMTP password");
-                free(err);
-                return r;
-        }
-        return smtp_pool_new(o->event, &o->c->smtp, o->password, &o->pool);
-}
-
-static void remember(outbox_t *o, const char *sql, int64_t id, int64_t t, const char *text)
-{
-        unrecorded_t *u = calloc(1, sizeof(*u));
-
-        /* without memory the row is left as in flight: retried at the next start */
-        if (!u || (text && !(u->text = strdup(text)))) {
-                free(u);
-                return;
-        }
-        u->sql = sql;
-        u->id = id;
-        u->t = t;
-        u->next = o->unrecorded;
-        o->unrecorded = u;
-}
-
-static int write_unrecorded(outbox_t *o)
-{
-        while (o->unrecorded) {
-                unrecorded_t *u = o->unrecorded;
-                int r = update(o->db, u->sql, u->id, u->t, u->text, NULL, 0);
-
-                if (r < 0)
-                        return r;
-                o->unrecorded = u->next;
-                free(u->text);
-                free(u);
-        }
-        return 0;
-}
-
-static void record_outcome(outbox_t *o, const row_t *w, const smtp_result_t *res, int64_t now)
-{
-        int64_t give_up = clock_shift(w->first_attempt_at ? w->first_attempt_at : now,
-                                      &o->c->smtp.give_up_after, +1);
-        const char *sql, *text = res->reply;
-        int64_t t = now;
-        int r;
-
-        switch (res->outcome) {
-        case SMTP_SENT:
-                o->stats.sent++;
-                log_row(LOG_INFO, MID_MAIL_SENT, w, "%s email %lld sent%s", "");
-                sql = SQL_SENT;
-                text = NULL;
-                break;
-        case SMTP_PERMANENT:
-                o->stats.failed++;
-                log_row(LOG_WARNING, MID_MAIL_FAILED, w, "%s email %lld refused by the relay: %s", res->reply);
-                sql = SQL_FAIL;
-                break;
-        default:
-                if (res->outcome == SMTP_UNREACHABLE)
-                        o->stats.server_down = true;
-                if (now >= give_up) {
-                        o->stats.failed++;
-                        log_row(LOG_WARNING, MID_MAIL_FAILED, w, "%s email %lld given up: %s", res->reply);
-                        sql = SQL_FAIL;
-                        break;
-                }
-                o->stats.deferred++;
-                log_row(LOG_NOTICE, MID_MAIL_DEFERRED, w, "%s email %lld deferred: %s", res->reply);
-                sql = SQL_RETRY;
-                t = now + outbox_backoff(w->attempts);
-        }
-        r = update(o->db, sql, w->id, t, text, NULL, 0);
-        if (r < 0) {
-                log_row(LOG_ERR, MID_SCAN_FAILED, w, "%s email %lld: cannot record the outcome yet: %s",
-                        r == -EBUSY ? "the database is locked by another process" : strerror(-r));
-                remember(o, sql, w->id, t, text);
-        }
-}
-
-static void pump(outbox_t *o);
-
-static void on_sent(void *userdata, const smtp_result_t *res)
-{
-        row_t *w = userdata;
-        outbox_t *o = w->o;
-        row_t **pp = &o->flying;
-
-        while (*pp && *pp != w)
-                pp = &(*pp)->next_flying;
-        if (*pp)
-                *pp = w->next_flying;
-        record_outcome(o, w, res, clock_now());
-        row_free(w);
-        pump(o);
-}
-
-/* Expire, or render (once: a retry sends the very same bytes) and record the attempt.
- * 1: ready to send, 0: handled here, <0: error. */
-static int prepare(outbox_t *o, row_t *w, int64_t now)
-{
-        const char *why = outbox_stale(o->db, o->c, w->session_id, w->registration_id, w->kind,
+        const char *why = outbox_stale(db, c, w->session_id, w->registration_id, w->kind,
                                        w->recipient, now);
+        mail_key_t key = { w->kind, occasion, w->session_id, w->registration_id, w->recipient,
+                           w->message_id };
+        outbox_outcome_t o = { .id = w->id };
         char *err = NULL;
         int r;
 
         if (why) {
-                o->stats.expired++;
-                log_row(LOG_INFO, MID_MAIL_EXPIRED, w, "%s email %lld dropped: %s", why);
-                r = update(o->db, SQL_EXPIRE, w->id, now, why, NULL, 0);
+                stats->expired++;
+                outbox_log(LOG_INFO, MID_MAIL_EXPIRED, w, "dropped", why);
+                o.status = MAIL_EXPIRED;
+                o.error = (char *) why;
+                r = record_one(db, &o);
                 return r < 0 ? r : 0;
         }
-        if (!w->body) {
-                mail_key_t key = { w->kind, w->occasion, w->session_id, w->registration_id,
-                                   w->recipient, w->message_id };
-
-                r = outbox_build(o->db, o->c, o->t, &key, now, &w->body, &w->body_size, &err);
-                if (r < 0) {
-                        o->stats.failed++;
-                        log_row(LOG_ERR, MID_MAIL_FAILED, w, "%s email %lld cannot be built: %s",
-                                err ? err : "invalid recipient or template");
-                        r = update(o->db, SQL_FAIL, w->id, now, err ? err : "cannot be built", NULL, 0);
-                        free(err);
-                        return r < 0 ? r : 0;
-                }
-        }
-        r = update(o->db, SQL_ATTEMPT, w->id, now, NULL, w->body, w->body_size);
-        if (r < 0)
-                return r;
-        w->attempts++;
-        return 1;
+        /* rendered at each attempt: what goes is what is true now */
+        r = outbox_build(db, c, t, &key, now, &w->body, &w->body_size, &err);
+        if (r >= 0)
+                return 1;
+        stats->failed++;
+        outbox_log(LOG_ERR, MID_MAIL_FAILED, w, "cannot be built", err ? err : "invalid recipient or template");
+        o.status = MAIL_FAILED;
+        o.error = err ? err : (char *) "cannot be built";
+        r = record_one(db, &o);
+        free(err);
+        return r < 0 ? r : 0;
 }
 
-static int on_wake(sd_event_source *s, uint64_t usec, void *userdata)
+/* The rows SQL_CLAIM returns; the claim is complete before the first row comes back. */
+static int claimed_rows(sqlite3_stmt *st, outbox_row_t **ret, char ***ret_occasions, size_t *ret_n)
 {
-        (void) s;
-        (void) usec;
-        pump(userdata);
+        outbox_row_t *head = NULL, **tail = &head;
+        char **occ = NULL;
+        size_t n = 0;
+        int r;
+
+        while ((r = db_step(st)) == 1) {
+                outbox_row_t *w = calloc(1, sizeof(*w));
+                char **p = realloc(occ, (n + 1) * sizeof(*occ));
+
+                if (p)
+                        occ = p;
+                if (!w || !p || !(occ[n] = db_col_text(st, 4))) {
+                        free(w);
+                        r = -ENOMEM;
+                        break;
+                }
+                w->id = sqlite3_column_int64(st, 0);
+                w->session_id = sqlite3_column_int64(st, 1);
+                w->registration_id = sqlite3_column_int64(st, 2);
+                w->kind = kind_from_string((const char *) sqlite3_column_text(st, 3));
+                w->recipient = db_col_text(st, 5);
+                w->message_id = db_col_text(st, 6);
+                w->attempts = sqlite3_column_int(st, 7);
+                w->first_attempt_at = sqlite3_column_int64(st, 8);
+                *tail = w;
+                tail = &w->next;
+                n++;
+                if (!w->recipient || !w->message_id) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        sqlite3_reset(st);
+        *ret = head;
+        *ret_occasions = occ;
+        *ret_n = n;
+        return r < 0 ? r : 0;
+}
+
+static int claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max,
+                 outbox_row_t **ret, outbox_claim_stats_t *stats)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_CLAIM);
+        outbox_row_t *rows = NULL, *ready = NULL, **tail = &ready;
+        char **occ = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) max);
+        r = claimed_rows(st, &rows, &occ, &n);
+        for (size_t i = 0; rows; i++) {
+                outbox_row_t *w = rows;
+
+                rows = w->next;
+                w->next = NULL;
+                if (r >= 0 && (r = prepare(db, c, t, now, w, occ[i], stats)) > 0) {
+                        *tail = w;
+                        tail = &w->next;
+                } else
+                        outbox_row_free(w);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(occ[i]);
+        free(occ);
+        if (r < 0) {
+                while (ready) {
+                        outbox_row_t *w = ready;
+
+                        ready = w->next;
+                        outbox_row_free(w);
+                }
+                return r;
+        }
+        *ret = ready;
         return 0;
 }
 
-static void wake_in(outbox_t *o, double secs)
+int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max,
+                 const outbox_outcome_t *outcomes, size_t n_outcomes, const int64_t *release,
+                 size_t n_release, outbox_row_t **ret, outbox_claim_stats_t *stats)
 {
-        uint64_t usec = (uint64_t) (secs * 1e6) + 1000;
+        outbox_row_t *rows = NULL;
+        int r;
 
-        if (!o->wake)
-                (void) sd_event_add_time_relative(o->event, &o->wake, CLOCK_MONOTONIC, usec, 1000, on_wake, o);
-        else {
-                (void) sd_event_source_set_time_relative(o->wake, usec);
-                (void) sd_event_source_set_enabled(o->wake, SD_EVENT_ONESHOT);
+        r = db_begin(db);
+        for (size_t i = 0; r >= 0 && i < n_outcomes; i++)
+                r = record_one(db, &outcomes[i]);
+        for (size_t i = 0; r >= 0 && i < n_release; i++) {
+                sqlite3_stmt *st = db_stmt(db, SQL_RELEASE);
+
+                if (!st)
+                        r = -EIO;
+                else {
+                        sqlite3_bind_int64(st, 1, release[i]);
+                        r = db_step_done(st);
+                }
         }
+        if (r >= 0 && max > 0)
+                r = claim(db, c, t, now, max, &rows, stats);
+        if (r >= 0)
+                r = db_commit(db);
+        if (r < 0) {
+                db_rollback(db);
+                while (rows) {
+                        outbox_row_t *w = rows;
+
+                        rows = w->next;
+                        outbox_row_free(w);
+                }
+                return r;
+        }
+        if (ret)
+                *ret = rows;
+        return 0;
 }
 
-/* Fill every free connection with a due row. */
-static void pump(outbox_t *o)
+/* ---- outcomes that outlive a locked database ----------------------------------------- */
+
+static char *unrecorded_path(db_t *db)
 {
-        int64_t now = clock_now();
+        char *p = NULL;
+
+        return asprintf(&p, "%s-unrecorded", db_path(db)) < 0 ? NULL : p;
+}
+
+int outbox_save_unrecorded(db_t *db, const outbox_outcome_t *v, size_t n)
+{
+        char *path = unrecorded_path(db);
+        FILE *f = NULL;
+        int fd, r = 0;
+
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || !(f = fdopen(fd, "a"))) {
+                r = -errno;
+                if (fd >= 0)
+                        close(fd);
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                fprintf(f, "%lld %d %d %lld ", (long long) v[i].id, (int) v[i].status, v[i].attempted,
+                        (long long) v[i].at);
+                /* one line each: a reply's line breaks become spaces */
+                for (const char *p = v[i].error ? v[i].error : ""; *p; p++)
+                        fputc(*p == '\n' || *p == '\r' ? ' ' : *p, f);
+                fputc('\n', f);
+        }
+        if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+                r = -errno;
+        if (fclose(f) != 0 && r == 0)
+                r = -errno;
+out:
+        free(path);
+        return r;
+}
+
+/* Record the outcomes saved at the last stop, then remove the file. */
+static int replay_unrecorded(db_t *db)
+{
+        char *path = unrecorded_path(db), *line = NULL;
+        size_t cap = 0;
+        FILE *f;
         int r = 0;
 
-        if (o->pumping)
-                return; /* a completion inside submit: the outer loop goes on */
-        o->pumping = true;
-        while (!o->stopping && !o->stats.server_down) {
-                row_t *w = NULL;
-                double wait;
-
-                if (write_unrecorded(o) < 0)
-                        break;
-                if (ensure_pool(o) < 0) {
-                        o->stats.server_down = true;
-                        break;
-                }
-                if (smtp_pool_free_slots(o->pool) == 0)
-                        break;
-                if ((wait = take_token(o)) > 0) {
-                        /* only worth waking up for if something is due */
-                        r = next_due(o->db, now, &w);
-                        if (r > 0)
-                                wake_in(o, wait);
-                        row_free(w);
-                        break;
-                }
-                r = next_due(o->db, now, &w);
-                if (r <= 0) {
-                        o->tokens += 1.0;
-                        break;
-                }
-                w->o = o;
-                r = prepare(o, w, now);
-                if (r > 0) {
-                        r = smtp_pool_submit(o->pool, o->c->smtp.from_addr, w->recipient, w->body,
-                                             w->body_size, on_sent, w);
-                        /* on failure the row stays marked as sending: retried at the next start */
-                        if (r < 0)
-                                row_free(w);
-                        else {
-                                w->next_flying = o->flying;
-                                o->flying = w;
-                        }
-                } else
-                        row_free(w);
-                if (r < 0) {
-                        if (r == -EBUSY)
-                                log_msg(LOG_WARNING, "the database is locked; delivery resumes at the next scan");
-                        else
-                                log_msg(LOG_ERR, "delivery stopped: %s", strerror(-r));
-                        break;
-                }
+        if (!path)
+                return -ENOMEM;
+        f = fopen(path, "re");
+        if (!f) {
+                r = errno == ENOENT ? 0 : -errno;
+                goto out;
         }
-        o->pumping = false;
-        if (!outbox_busy(o) && o->idle_fn)
-                o->idle_fn(o->idle_data);
+        r = db_begin(db);
+        while (r >= 0 && getline(&line, &cap, f) > 0) {
+                outbox_outcome_t o = { 0 };
+                long long id, at;
+                int status, attempted, off = 0;
+
+                line[strcspn(line, "\n")] = '\0';
+                if (sscanf(line, "%lld %d %d %lld %n", &id, &status, &attempted, &at, &off) < 4 ||
+                    status < 0 || status >= _MAIL_STATUS_MAX)
+                        continue; /* torn by a crash while writing: the row goes again */
+                o = (outbox_outcome_t) { id, status, attempted, at, *(line + off) ? line + off : NULL };
+                r = record_one(db, &o);
+        }
+        if (r >= 0)
+                r = db_commit(db);
+        if (r < 0)
+                db_rollback(db);
+        else if (unlink(path) < 0)
+                r = -errno;
+        fclose(f);
+out:
+        free(line);
+        free(path);
+        return r;
 }
 
-void outbox_kick(outbox_t *o)
+/* Rows are marked as sending only while queued (one expired mid-attempt has nothing
+ * left to retry): saying so lets the outbox_due index find them instead of reading the
+ * whole outbox history at every start. */
+static const char SQL_RECOVER[] =
+        "UPDATE outbox SET sending = 0, next_attempt_at = min(next_attempt_at, ?1)"
+        " WHERE status = 'queued' AND sending = 1";
+
+int outbox_recover(db_t *db, int64_t now)
 {
-        o->stats.server_down = false;
-        pump(o);
+        sqlite3_stmt *st;
+        int r;
+
+        r = replay_unrecorded(db);
+        if (r < 0)
+                return r;
+        st = db_stmt(db, SQL_RECOVER);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, now);
+        r = db_step_done(st);
+        return r < 0 ? r : sqlite3_changes(db_handle(db));
 }
 
+static const char SQL_ANY_DUE[] =
+        "SELECT 1 FROM outbox WHERE status = 'queued' AND sending = 0 AND next_attempt_at <= ?1 LIMIT 1";
+
+int outbox_any_due(db_t *db, int64_t now)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_ANY_DUE);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, now);
+        r = db_step(st);
+        sqlite3_reset(st);
+        return r;
+}

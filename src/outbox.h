@@ -1,64 +1,87 @@
-/* outbox.h - one row per email occasion: queueing, delivery state, backoff, expiry. */
+/* outbox.h - one row per email occasion, and its life in the database: queued, claimed for
+ * sending, then sent, failed or expired (meccd(8), DELIVERY). No event loop, no SMTP: the
+ * delivery engine (deliver.h) drives these. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "db.h"
 #include "kind.h"
 #include "render.h"
-#include <systemd/sd-event.h>
+
+/* The delay before attempt n+1 after n failed attempts: 1 min doubling to 1 h, then
+ * hourly (meccd(8), DELIVERY). Seconds. */
+#define OUTBOX_BACKOFF_MIN 60
+#define OUTBOX_BACKOFF_MAX 3600
 
 /* Queue one email for an occasion (registration_id 0: a session email such as the roster).
  * 1 queued, 0 already queued for that occasion (the unique index decides), <0 error. */
 int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
                  kind_t kind, const char *occasion, const char *recipient, int64_t now);
 
-/* Why a queued email would no longer be true at `now` (SPEC 5, expiry), or NULL when it
- * still is. Delivery drops such a row as expired; `meccctl upcoming` leaves it out. */
+/* Why a queued email would no longer be true at `now`, or NULL when it still is. Delivery
+ * drops such a row as expired; `meccctl upcoming` leaves it out. */
 const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
                          kind_t kind, const char *recipient, int64_t now);
 
-/* Gather what the email `key` speaks of as of `now` and render it (the daemon, and
- * `meccctl preview`). -ENOENT when the session or registration is gone, -EINVAL (with
- * *ret_err when a template is at fault) when it cannot be built. Caller owns *ret. */
+/* Gather what the email `key` speaks of as of `now` and render it (delivery, and `meccctl
+ * preview`). -ENOENT when the session or registration is gone, -EINVAL (with *ret_err when
+ * a template is at fault) when it cannot be built. Caller owns *ret. */
 int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
                  int64_t now, char **ret, size_t *ret_size, char **ret_err);
 
-/* Rows left mid-attempt by a crash are due again now (they keep their Message-ID). */
-int outbox_recover(db_t *db, int64_t now);
-
-/* The delay before attempt n+1 after n failed attempts: 1 min doubling to 1 h, then
- * hourly (meccd(8), DELIVERY). Seconds. */
-#define OUTBOX_BACKOFF_MIN 60
-#define OUTBOX_BACKOFF_MAX 3600
 int64_t outbox_backoff(unsigned attempts);
 
-typedef struct outbox outbox_t;
+/* A row claimed for sending, rendered as of its claim. */
+typedef struct outbox_row {
+        struct outbox_row *next;   /* for the caller's lists */
+        void *userdata;            /* for the caller */
+        int64_t id, session_id, registration_id, first_attempt_at;
+        kind_t kind;
+        unsigned attempts;         /* before this one */
+        char *recipient, *message_id, *body;
+        size_t body_size;
+} outbox_row_t;
+outbox_row_t *outbox_row_free(outbox_row_t *w);
+/* One journal line about a row: "joining_link email 7 sent", with its fields. */
+void outbox_log(int prio, const char *message_id, const outbox_row_t *w, const char *what,
+                const char *why);
+
+/* What became of an attempt, to be recorded. */
+typedef struct {
+        int64_t id;
+        mail_status_t status;      /* MAIL_QUEUED: try again at next_at */
+        bool attempted;            /* it counts as an attempt */
+        int64_t at;                /* sent_at for MAIL_SENT, next_attempt_at for MAIL_QUEUED */
+        char *error;               /* owned; NULL for none */
+} outbox_outcome_t;
+void outbox_outcome_clear(outbox_outcome_t *o);
 
 typedef struct {
-        unsigned sent, deferred, failed, expired;
-        bool server_down;  /* the relay is down or refuses us: the rest waits for the next scan */
-} deliver_stats_t;
+        unsigned expired, failed;
+} outbox_claim_stats_t;
 
-/* Delivery runs in the event loop e: connections, timers and the rate limit live there. */
-outbox_t *outbox_new(db_t *db, const config_t *c, const templates_t *t, sd_event *e);
-/* Abandons transfers in flight: their rows are retried at the next start. */
-outbox_t *outbox_free(outbox_t *o);
+/* In one transaction: record the outcomes, release the given rows (claimed, never sent),
+ * then claim up to max due rows, drop those no longer true (expired), render the rest
+ * (failed when they cannot be built) and return them, oldest due first. Claiming is
+ * atomic: a row is claimed by one process only. max 0: record and release only. */
+int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max,
+                 const outbox_outcome_t *outcomes, size_t n_outcomes, const int64_t *release,
+                 size_t n_release, outbox_row_t **ret, outbox_claim_stats_t *stats);
 
-/* New settings after a reload; connections are rebuilt once the current ones are idle. */
-void outbox_reconfigure(outbox_t *o, const config_t *c, const templates_t *t);
+/* Outcomes the database would not take at stop (locked): kept in a file beside it, fsynced,
+ * and written by outbox_recover() at the next start, before anything is sent. */
+int outbox_save_unrecorded(db_t *db, const outbox_outcome_t *v, size_t n);
 
-/* After a scan: forget an earlier "server down" and start sending what is due. */
-void outbox_kick(outbox_t *o);
-/* SIGTERM: start nothing new; transfers in flight finish. */
-void outbox_stop(outbox_t *o);
-/* Transfers in flight, or due rows waiting for the rate limit. */
-bool outbox_busy(const outbox_t *o);
-unsigned outbox_in_flight(const outbox_t *o);
-const deliver_stats_t *outbox_stats(const outbox_t *o);
-/* Called whenever the outbox becomes idle (for shutdown and --once). */
-void outbox_on_idle(outbox_t *o, void (*fn)(void *), void *userdata);
+/* At start, with no other meccd on the database: the outcomes saved at the last stop are
+ * recorded, and rows left claimed by a crash are due again now (they keep their
+ * Message-ID). Returns the number of rows made due again. */
+int outbox_recover(db_t *db, int64_t now);
+
+/* Whether any row is due at `now` (1), none (0), or negative errno. */
+int outbox_any_due(db_t *db, int64_t now);
 
 /* Counts for STATUS= and `meccctl status`. */
 int outbox_counts(db_t *db, long *queued, long *failed);

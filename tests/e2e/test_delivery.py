@@ -463,9 +463,8 @@ def test_kill9_loses_nothing_doubles_little(env):
                 d.kill()
                 d.wait(10)
                 kills += 1
-                sending = env.sql("SELECT count(*) FROM outbox WHERE sending = 1")[0][0]
-                assert sending <= 2, "%d rows in flight on 2 connections" % sending
-                in_flight_at_kills += sending
+                # rows are claimed a batch at a time: more may be marked than are in flight
+                in_flight_at_kills += env.sql("SELECT count(*) FROM outbox WHERE sending = 1")[0][0]
                 continue
             assert rc == 0, "meccd --once exited %d" % rc
             left = env.sql("SELECT count(*) FROM outbox WHERE status != 'sent' OR sending")[0][0]
@@ -484,7 +483,10 @@ def test_kill9_loses_nothing_doubles_little(env):
     assert len(rows) == n and sent == n, (len(rows), sent)
     assert lost == 0, lost
     assert set(seen) == {m for m, _ in rows}, "the sink got messages the outbox never had"
-    assert duplicates <= in_flight_at_kills <= kills * 2, (duplicates, in_flight_at_kills)
+    # what was sent is recorded before a connection takes another message: a kill sends
+    # again at most one email per connection
+    assert duplicates <= kills * 2, (duplicates, kills)
+    assert duplicates <= in_flight_at_kills, (duplicates, in_flight_at_kills)
 
 
 def free_closed_port():

@@ -1,0 +1,452 @@
+/* deliver.c - outbox rows to SMTP and back, in the event loop.
+ *
+ * The database is written once per batch, not twice per email: rows are claimed (and
+ * rendered) a batch at a time, and outcomes are recorded together when the loop has
+ * nothing more pressing. One rule keeps a crash cheap: what was sent is recorded before
+ * any connection takes another message, so a kill sends again at most one email per
+ * connection, with the same Message-ID. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "clock.h"
+#include "deliver.h"
+#include "journal.h"
+#include "outbox.h"
+#include "smtp.h"
+
+/* Rows claimed per transaction: enough to amortise the commit, few enough that what is
+ * rendered at the claim is still true when it goes. */
+#define DELIVER_BATCH 32
+/* A locked database (the website writing) is tried again this soon, in microseconds. */
+#define DELIVER_BUSY_RETRY_USEC (250 * 1000ULL)
+
+struct deliver {
+        db_t *db;
+        const config_t *c;
+        const templates_t *t;
+        sd_event *event;
+        smtp_pool_t *pool;
+        bool rebuild;           /* settings changed: new pool once idle */
+        bool stopping;
+        bool pumping;
+        char *password;
+        double tokens;          /* max_per_minute token bucket */
+        struct timespec refilled;
+        sd_event_source *wake;  /* the rate limit's refill, or a locked database */
+        sd_event_source *later; /* a pump once the loop has handled what is pending */
+        deliver_stats_t stats;
+        void (*idle_fn)(void *);
+        void *idle_data;
+        outbox_row_t *ready;    /* claimed and rendered, waiting for a connection */
+        outbox_row_t *flying;   /* handed to SMTP */
+        outbox_outcome_t *done; /* outcomes not yet recorded */
+        size_t n_done, cap_done;
+};
+
+static void pump(deliver_t *d);
+
+static void free_list(outbox_row_t *w)
+{
+        while (w) {
+                outbox_row_t *next = w->next;
+
+                outbox_row_free(w);
+                w = next;
+        }
+}
+
+static int on_later(sd_event_source *s, void *userdata)
+{
+        (void) s;
+        pump(userdata);
+        return 0;
+}
+
+deliver_t *deliver_new(db_t *db, const config_t *c, const templates_t *t, sd_event *e)
+{
+        deliver_t *d = calloc(1, sizeof(*d));
+
+        if (!d)
+                return NULL;
+        d->db = db;
+        d->c = c;
+        d->t = t;
+        d->event = sd_event_ref(e);
+        d->tokens = c->smtp.max_per_minute;
+        clock_gettime(CLOCK_MONOTONIC, &d->refilled);
+        /* idle priority: completions that arrive together are recorded together */
+        if (sd_event_add_defer(e, &d->later, on_later, d) < 0 ||
+            sd_event_source_set_priority(d->later, SD_EVENT_PRIORITY_IDLE) < 0 ||
+            sd_event_source_set_enabled(d->later, SD_EVENT_OFF) < 0)
+                return deliver_free(d);
+        return d;
+}
+
+static void forget_password(deliver_t *d)
+{
+        if (d->password) {
+                explicit_bzero(d->password, strlen(d->password));
+                free(d->password);
+                d->password = NULL;
+        }
+}
+
+static void clear_done(deliver_t *d)
+{
+        for (size_t i = 0; i < d->n_done; i++)
+                outbox_outcome_clear(&d->done[i]);
+        d->n_done = 0;
+}
+
+/* Outcomes the database would not take, kept in a file for the next start. */
+static int save_unrecorded(deliver_t *d)
+{
+        int r;
+
+        if (d->n_done == 0)
+                return 0;
+        r = outbox_save_unrecorded(d->db, d->done, d->n_done);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot keep %zu delivery outcomes for the next start: %s",
+                        d->n_done, strerror(-r));
+                return r;
+        }
+        log_msg(LOG_WARNING, "the database is locked: %zu delivery outcomes kept beside it for the next start",
+                d->n_done);
+        clear_done(d);
+        return 0;
+}
+
+deliver_t *deliver_free(deliver_t *d)
+{
+        if (!d)
+                return NULL;
+        smtp_pool_free(d->pool);
+        /* rows in flight or claimed stay marked as sending: the next start retries them */
+        free_list(d->flying);
+        free_list(d->ready);
+        (void) save_unrecorded(d);
+        clear_done(d);
+        free(d->done);
+        sd_event_source_disable_unref(d->wake);
+        sd_event_source_disable_unref(d->later);
+        sd_event_unref(d->event);
+        forget_password(d);
+        free(d);
+        return NULL;
+}
+
+void deliver_reconfigure(deliver_t *d, const config_t *c, const templates_t *t)
+{
+        d->c = c;
+        d->t = t;
+        d->rebuild = true;
+        if (d->tokens > c->smtp.max_per_minute)
+                d->tokens = c->smtp.max_per_minute;
+}
+
+void deliver_on_idle(deliver_t *d, void (*fn)(void *), void *userdata)
+{
+        d->idle_fn = fn;
+        d->idle_data = userdata;
+}
+
+unsigned deliver_in_flight(const deliver_t *d)
+{
+        return d->pool ? smtp_pool_in_flight(d->pool) : 0;
+}
+
+static bool enabled(sd_event_source *s)
+{
+        int on = SD_EVENT_OFF;
+
+        if (s)
+                (void) sd_event_source_get_enabled(s, &on);
+        return on != SD_EVENT_OFF;
+}
+
+bool deliver_busy(const deliver_t *d)
+{
+        return deliver_in_flight(d) > 0 || d->n_done > 0 ||
+               (!d->stopping && (d->ready || enabled(d->wake) || enabled(d->later)));
+}
+
+deliver_stats_t deliver_take_stats(deliver_t *d)
+{
+        deliver_stats_t s = d->stats;
+
+        d->stats.sent = d->stats.deferred = d->stats.failed = d->stats.expired = 0;
+        return s;
+}
+
+void deliver_stop(deliver_t *d)
+{
+        d->stopping = true;
+        if (d->wake)
+                (void) sd_event_source_set_enabled(d->wake, SD_EVENT_OFF);
+}
+
+/* Messages the rate limit allows now (whole tokens), after refilling the bucket. */
+static size_t tokens(deliver_t *d)
+{
+        struct timespec now;
+        double elapsed, rate = d->c->smtp.max_per_minute / 60.0;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed = (double) (now.tv_sec - d->refilled.tv_sec) + (now.tv_nsec - d->refilled.tv_nsec) / 1e9;
+        d->refilled = now;
+        d->tokens += elapsed * rate;
+        if (d->tokens > d->c->smtp.max_per_minute)
+                d->tokens = d->c->smtp.max_per_minute;
+        return d->tokens >= 1.0 ? (size_t) d->tokens : 0;
+}
+
+static uint64_t usec_to_next_token(const deliver_t *d)
+{
+        double rate = d->c->smtp.max_per_minute / 60.0;
+
+        return (uint64_t) ((1.0 - d->tokens) / rate * 1e6) + 1000;
+}
+
+static int on_wake(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        (void) s;
+        (void) usec;
+        pump(userdata);
+        return 0;
+}
+
+static void wake_in(deliver_t *d, uint64_t usec)
+{
+        if (!d->wake)
+                (void) sd_event_add_time_relative(d->event, &d->wake, CLOCK_MONOTONIC, usec, 1000, on_wake, d);
+        else {
+                (void) sd_event_source_set_time_relative(d->wake, usec);
+                (void) sd_event_source_set_enabled(d->wake, SD_EVENT_ONESHOT);
+        }
+}
+
+static int ensure_pool(deliver_t *d)
+{
+        char *err = NULL;
+        int r;
+
+        if (d->pool && d->rebuild && smtp_pool_in_flight(d->pool) == 0) {
+                d->pool = smtp_pool_free(d->pool);
+                forget_password(d);
+        }
+        if (d->pool)
+                return 0;
+        d->rebuild = false;
+        r = smtp_load_password(&d->c->smtp, &d->password, &err);
+        if (r < 0) {
+                log_msg(LOG_ERR, "%s", err ? err : "cannot read the SMTP password");
+                free(err);
+                return r;
+        }
+        return smtp_pool_new(d->event, &d->c->smtp, d->password, &d->pool);
+}
+
+/* What an SMTP result means for the row: sent, failed for good, or again later. */
+static outbox_outcome_t judge(deliver_t *d, const outbox_row_t *w, const smtp_result_t *res, int64_t now)
+{
+        int64_t give_up = clock_shift(w->first_attempt_at ? w->first_attempt_at : now,
+                                      &d->c->smtp.give_up_after, +1);
+        outbox_outcome_t o = { .id = w->id, .attempted = true, .at = now };
+
+        switch (res->outcome) {
+        case SMTP_SENT:
+                d->stats.sent++;
+                outbox_log(LOG_INFO, MID_MAIL_SENT, w, "sent", NULL);
+                o.status = MAIL_SENT;
+                return o;
+        case SMTP_PERMANENT:
+                d->stats.failed++;
+                outbox_log(LOG_WARNING, MID_MAIL_FAILED, w, "refused by the relay", res->reply);
+                o.status = MAIL_FAILED;
+                break;
+        default:
+                if (res->outcome == SMTP_UNREACHABLE)
+                        d->stats.server_down = true;
+                if (now >= give_up) {
+                        d->stats.failed++;
+                        outbox_log(LOG_WARNING, MID_MAIL_FAILED, w, "given up", res->reply);
+                        o.status = MAIL_FAILED;
+                        break;
+                }
+                d->stats.deferred++;
+                outbox_log(LOG_NOTICE, MID_MAIL_DEFERRED, w, "deferred", res->reply);
+                o.status = MAIL_QUEUED;
+                o.at = now + outbox_backoff(w->attempts + 1);
+        }
+        o.error = strdup(res->reply);
+        return o;
+}
+
+static int add_done(deliver_t *d, outbox_outcome_t o)
+{
+        if (d->n_done == d->cap_done) {
+                size_t cap = d->cap_done ? 2 * d->cap_done : 16;
+                outbox_outcome_t *p = realloc(d->done, cap * sizeof(*p));
+
+                if (!p)
+                        return -ENOMEM;
+                d->done = p;
+                d->cap_done = cap;
+        }
+        d->done[d->n_done++] = o;
+        return 0;
+}
+
+static void later(deliver_t *d)
+{
+        (void) sd_event_source_set_enabled(d->later, SD_EVENT_ONESHOT);
+}
+
+static void on_sent(void *userdata, const smtp_result_t *res)
+{
+        outbox_row_t *w = userdata, **pp;
+        deliver_t *d = w->userdata;
+        outbox_outcome_t o;
+
+        for (pp = &d->flying; *pp && *pp != w; pp = &(*pp)->next)
+                ;
+        if (*pp)
+                *pp = w->next;
+        o = judge(d, w, res, clock_now());
+        /* without memory the row stays marked as sending: retried at the next start */
+        if (add_done(d, o) < 0)
+                outbox_outcome_clear(&o);
+        outbox_row_free(w);
+        later(d);
+}
+
+/* Ids of the rows claimed but not sent, to give back at stop. */
+static size_t ready_ids(const deliver_t *d, int64_t *ids, size_t max)
+{
+        size_t n = 0;
+
+        for (const outbox_row_t *w = d->ready; w && n < max; w = w->next)
+                ids[n++] = w->id;
+        return n;
+}
+
+/* Record what is done (and at stop give back what was claimed), then claim up to max
+ * more: one transaction. */
+static int settle(deliver_t *d, size_t max)
+{
+        outbox_claim_stats_t cs = { 0 };
+        outbox_row_t *rows = NULL, **tail;
+        int64_t release[DELIVER_BATCH];
+        /* at stop, or with the relay down, what was claimed goes back: rendered again
+         * when it is next claimed, it says what is true then */
+        bool give_back = d->stopping || d->stats.server_down;
+        size_t n_release = give_back ? ready_ids(d, release, DELIVER_BATCH) : 0;
+        int r;
+
+        if (d->n_done == 0 && n_release == 0 && max == 0)
+                return 0;
+        r = outbox_claim(d->db, d->c, d->t, clock_now(), max, d->done, d->n_done, release,
+                         n_release, &rows, &cs);
+        if (r < 0)
+                return r;
+        clear_done(d);
+        while (n_release-- > 0) {
+                outbox_row_t *w = d->ready;
+
+                d->ready = w->next;
+                outbox_row_free(w);
+        }
+        d->stats.expired += cs.expired;
+        d->stats.failed += cs.failed;
+        for (tail = &d->ready; *tail; tail = &(*tail)->next)
+                ;
+        *tail = rows;
+        return 0;
+}
+
+static int submit(deliver_t *d, outbox_row_t *w)
+{
+        int r;
+
+        w->userdata = d;
+        r = smtp_pool_submit(d->pool, d->c->smtp.from_addr, w->recipient, w->body, w->body_size,
+                             on_sent, w);
+        if (r < 0) {
+                /* the row stays marked as sending: retried at the next start */
+                outbox_row_free(w);
+                return r;
+        }
+        w->next = d->flying;
+        d->flying = w;
+        return 0;
+}
+
+/* Fill every free connection with a due row, within the rate limit. */
+static int fill(deliver_t *d)
+{
+        int r = 0;
+
+        while (!d->stopping && !d->stats.server_down) {
+                size_t free_slots, allowed;
+                outbox_row_t *w;
+
+                if ((r = ensure_pool(d)) < 0) {
+                        d->stats.server_down = true;
+                        return 0;
+                }
+                free_slots = smtp_pool_free_slots(d->pool);
+                if (free_slots == 0)
+                        return 0;
+                if (!d->ready) {
+                        allowed = tokens(d);
+                        if (allowed == 0) {
+                                if ((r = outbox_any_due(d->db, clock_now())) > 0)
+                                        wake_in(d, usec_to_next_token(d));
+                                return r < 0 ? r : 0;
+                        }
+                        r = settle(d, allowed < DELIVER_BATCH ? allowed : DELIVER_BATCH);
+                        if (r < 0 || !d->ready)
+                                return r;
+                        for (outbox_row_t *p = d->ready; p; p = p->next)
+                                d->tokens -= 1.0;
+                } else if ((r = settle(d, 0)) < 0)
+                        return r; /* what was sent is recorded before another goes */
+                w = d->ready;
+                d->ready = w->next;
+                w->next = NULL;
+                if ((r = submit(d, w)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void pump(deliver_t *d)
+{
+        int r;
+
+        if (d->pumping)
+                return; /* a completion inside submit: the outer loop goes on */
+        d->pumping = true;
+        r = fill(d);
+        if (r >= 0)
+                r = settle(d, 0); /* idle, stopping or the relay down: record what is known */
+        if (r == -EBUSY && d->stopping && deliver_in_flight(d) == 0)
+                r = save_unrecorded(d); /* the website holds the database: do not wait for it */
+        if (r == -EBUSY)
+                wake_in(d, DELIVER_BUSY_RETRY_USEC);
+        else if (r < 0)
+                log_msg(LOG_ERR, "delivery stopped: %s", strerror(-r));
+        d->pumping = false;
+        if (!deliver_busy(d) && d->idle_fn)
+                d->idle_fn(d->idle_data);
+}
+
+void deliver_kick(deliver_t *d)
+{
+        d->stats.server_down = false;
+        pump(d);
+}
