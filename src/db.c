@@ -97,6 +97,15 @@ static const char *const migrations[] = {
          * these, the answer does not read years of finished sessions. */
         "CREATE INDEX sessions_follow_up ON sessions(status, followed_up, ends_at);"
         "CREATE INDEX sessions_forget ON sessions(status, erased_at, ends_at);",
+        /* What registrants were last told of a session's time and link, so a change is
+         * seen whoever made it (the website may update sessions too); and what is wrong
+         * with a session the website wrote, which holds it back until put right. */
+        "ALTER TABLE sessions ADD COLUMN told_starts_at INTEGER;"
+        "ALTER TABLE sessions ADD COLUMN told_ends_at INTEGER;"
+        "ALTER TABLE sessions ADD COLUMN told_join_url TEXT;"
+        "ALTER TABLE sessions ADD COLUMN problem TEXT;"
+        "UPDATE sessions SET told_starts_at = starts_at, told_ends_at = ends_at, told_join_url = join_url;"
+        "CREATE INDEX sessions_problem ON sessions(id) WHERE problem IS NOT NULL;",
 };
 
 int db_errno(int rc)
@@ -400,7 +409,7 @@ char *db_meta_get(db_t *db, const char *key)
 
 static const char SQL_SESSION_GET[] =
         "SELECT id, title, starts_at, ends_at, ifnull(closes_at, 0), capacity, join_url,"
-        " elearning_url, trainer_email, status, seq, change_note FROM sessions WHERE id = ?";
+        " elearning_url, trainer_email, status, seq, change_note, problem FROM sessions WHERE id = ?";
 static const char SQL_SESSION_COUNTS[] =
         "SELECT (SELECT count(*) FROM registrations WHERE session_id = ?1 AND status = 'booked'),"
         " (SELECT count(*) FROM registrations WHERE session_id = ?1 AND status = 'waitlisted')";
@@ -445,6 +454,7 @@ int db_session_get_plain(db_t *db, int64_t id, session_t *ret)
                 s.status = session_status_from_string((const char *) sqlite3_column_text(st, 9));
                 s.seq = sqlite3_column_int(st, 10);
                 s.change_note = db_col_text(st, 11);
+                s.problem = db_col_text(st, 12);
                 s.booked = s.waitlisted = -1;
                 if (!s.title || s.status < 0) {
                         session_clear(&s);
@@ -474,6 +484,7 @@ void session_clear(session_t *s)
         free(s->elearning_url);
         free(s->trainer_email);
         free(s->change_note);
+        free(s->problem);
         memset(s, 0, sizeof(*s));
 }
 

@@ -55,6 +55,7 @@ typedef struct {
         session_status_t status;
         long seq;            /* iCalendar SEQUENCE: rises with each change */
         char *change_note;   /* what the last change was, for session_changed */
+        char *problem;       /* why it is held back (the website wrote something wrong), or NULL */
         long booked, waitlisted;
 } session_t;
 

@@ -21,6 +21,7 @@
 #define MID_SCAN_FAILED      "ae099b39743247fe8d502d76f8ef91fe"
 #define MID_SESSION_DONE     "212d4f7888994843814cacbe6f2fd9d0"
 #define MID_DATA_ERASED      "a8c110582ad44e3aa3b9c101f3ab84bf"
+#define MID_SESSION_PROBLEM  "a448b4efbdad44adbb422d77bc82d5d4"
 
 typedef struct {
         const char *message_id; /* MID_* or NULL */

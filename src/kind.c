@@ -10,7 +10,7 @@ static const kind_info_t kinds[_KIND_MAX] = {
         /*                          name                  session ics          next   needs           drop */
         [KIND_CONFIRMATION]     = { "confirmation",       false, ICS_NONE,    false, REG_BOOKED,     CANCEL },
         [KIND_WAITLISTED]       = { "waitlisted",         false, ICS_NONE,    false, REG_WAITLISTED, CANCEL },
-        [KIND_PROMOTED]         = { "promoted",           false, ICS_NONE,    false, REG_BOOKED,     CANCEL | DROP_AT_CUTOFF },
+        [KIND_PROMOTED]         = { "promoted",           false, ICS_NONE,    false, REG_BOOKED,     CANCEL },
         [KIND_LATE]             = { "late",               false, ICS_NONE,    true,  ANY,            0 },
         [KIND_NOT_PLACED]       = { "not_placed",         false, ICS_NONE,    true,  ANY,            0 },
         [KIND_ELEARNING_REMINDER] = { "elearning_reminder", false, ICS_NONE,  false, ANY,            CANCEL | DROP_AT_START | DROP_ELEARNING_DONE },

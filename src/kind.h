@@ -31,12 +31,13 @@ typedef enum kind_ics {
 
 /* When a queued email is no longer true and is dropped as expired. Beyond these, every
  * email is dropped when its session or registration is gone, its address erased or its
- * registration cancelled. */
+ * registration cancelled, or (`needs`) the registration is no longer in the state it
+ * tells of. What was true when it was queued and is still true still goes: a place given
+ * just before the cutoff is told even if the relay held it back past the cutoff. */
 enum {
         DROP_AT_START = 1 << 0,          /* the session has started */
-        DROP_AT_CUTOFF = 1 << 1,         /* bookings have closed */
-        DROP_ELEARNING_DONE = 1 << 2,    /* the e-learning is done */
-        DROP_SESSION_CANCELLED = 1 << 3, /* the session was cancelled */
+        DROP_ELEARNING_DONE = 1 << 1,    /* the e-learning is done */
+        DROP_SESSION_CANCELLED = 1 << 2, /* the session was cancelled */
 };
 
 typedef struct {

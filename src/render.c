@@ -83,13 +83,50 @@ static void values_clear(values_t *vals)
         memset(vals, 0, sizeof(*vals));
 }
 
+/* A title as it is shown: one line, and bounded (the website writes it; a megabyte of
+ * title must not make a megabyte of email). Cut on a character boundary. */
+static char *title_of(const session_t *s)
+{
+        char *t = text_one_line(s->title);
+        size_t n;
+
+        if (!t || strlen(t) <= RENDER_TITLE_MAX)
+                return t;
+        n = RENDER_TITLE_MAX - 3; /* room for the ellipsis, 3 bytes in UTF-8 */
+        while (n > 0 && ((unsigned char) t[n] & 0xc0) == 0x80)
+                n--;
+        strcpy(t + n, "\u2026");
+        return t;
+}
+
+char *render_change_note(int64_t old_start, int64_t old_end, const char *old_join,
+                         int64_t start, int64_t end, const char *join)
+{
+        char *buf = NULL, date[96], range[64];
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        if (start != old_start || end != old_end) {
+                clock_format_date(start, date, sizeof(date));
+                clock_format_time_range(start, end, range, sizeof(range));
+                fprintf(f, "The session now takes place on %s, %s.", date, range);
+        }
+        /* the link itself is shown by the template, and held back with require_elearning */
+        if (join && *join && (!old_join || strcmp(join, old_join) != 0))
+                fprintf(f, "%sThe joining link has changed.", ftell(f) ? "\n" : "");
+        fclose(f);
+        return buf;
+}
+
 static void set_session(values_t *vals, const config_t *c, const session_t *s, const char *join)
 {
         char date[96], time_s[64], buf[32];
 
         clock_format_date(s->starts_at, date, sizeof(date));
         clock_format_time_range(s->starts_at, s->ends_at, time_s, sizeof(time_s));
-        set_owned(vals, V_TITLE, text_one_line(s->title));
+        set_owned(vals, V_TITLE, title_of(s));
         set_owned(vals, V_DATE, strdup(date));
         set_owned(vals, V_TIME, strdup(time_s));
         set(vals, V_JOIN, join);
@@ -154,7 +191,7 @@ static char *next_sessions(const session_t *next, size_t n_next)
                         snprintf(places, sizeof(places), "full, waiting list open");
                 else
                         snprintf(places, sizeof(places), "%ld place%s left", left, left == 1 ? "" : "s");
-                title = text_one_line(s->title);
+                title = title_of(s);
                 fprintf(f, "%s- %s: %s, %s (%s)", i ? "\n" : "", title ? title : "", date, time_s, places);
                 free(title);
         }
@@ -250,23 +287,27 @@ static int build_ics(const config_t *c, const mail_data_t *d, const char *join_u
 {
         const session_t *s = d->session;
         bool cancel = what == ICS_CANCEL;
-        char *uid = render_ics_uid(c, d->instance, s->id), *desc = NULL;
+        char *uid = render_ics_uid(c, d->instance, s->id), *desc = NULL, *title = title_of(s);
         ics_event_t e = {
                 .uid = uid, .sequence = (int) s->seq + (cancel ? 1 : 0), .dtstamp = now,
                 .start = s->starts_at, .end = s->ends_at, .tzid = clock_zone(),
-                .summary = s->title, .url = join_url, .organizer = c->smtp.from,
+                .summary = title, .url = join_url, .organizer = c->smtp.from,
                 .cancel = cancel,
         };
         int r;
 
-        if (!uid)
+        if (!uid || !title) {
+                free(uid);
+                free(title);
                 return -ENOMEM;
+        }
         if (join_url && *join_url &&
             asprintf(&desc, "Join the session here: %s\n\nPlease join a few minutes early.", join_url) < 0)
                 desc = NULL;
         e.description = desc ? desc : "MECC live online training";
         r = ics_build(&e, ret);
         free(uid);
+        free(title);
         free(desc);
         return r;
 }
@@ -279,7 +320,8 @@ static const char *join_url_for(const config_t *c, const mail_data_t *d)
 
         if (g && c->require_elearning && !g->elearning_done_at)
                 return NULL;
-        return d->session->join_url && *d->session->join_url ? d->session->join_url : NULL;
+        /* only a web link is a link: anything else the website wrote is no link yet */
+        return text_is_url(d->session->join_url) ? d->session->join_url : NULL;
 }
 
 static int fill(const config_t *c, const mail_key_t *key, const mail_data_t *d, int64_t now,

@@ -27,6 +27,7 @@ typedef struct {
 
 /* Limits: the next open sessions an email lists, and the size of one template file. */
 #define RENDER_NEXT_SESSIONS 5
+#define RENDER_TITLE_MAX 200     /* bytes of a session title shown; longer is cut */
 #define RENDER_TEMPLATE_MAX (256 * 1024)
 #define RENDER_TEMPLATE_MAX_TEXT "256 KiB"
 
@@ -49,6 +50,11 @@ bool render_needs_counts(const templates_t *t, kind_t kind);
  * template is at fault) when it cannot be built. */
 int render_mail(const config_t *c, const templates_t *t, const mail_key_t *key,
                 const mail_data_t *d, int64_t now, char **ret, size_t *ret_size, char **ret_err);
+
+/* What changed, in words for session_changed ("The session now takes place on ..."), or
+ * "" when neither the times nor the link did. Caller frees; NULL on OOM. */
+char *render_change_note(int64_t old_start, int64_t old_end, const char *old_join,
+                         int64_t start, int64_t end, const char *join);
 
 /* The stable UID of a session's calendar event. */
 char *render_ics_uid(const config_t *c, const char *instance, int64_t session_id);

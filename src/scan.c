@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "outbox.h"
 #include "plan.h"
+#include "render.h"
 #include "scan.h"
 #include "text.h"
 
@@ -218,11 +219,139 @@ static void log_reg(int prio, const char *mid, const registration_t *g, kind_t k
                 (long long) g->session_id, text);
 }
 
+/* ---- 0. check ------------------------------------------------------------------ */
+
+/* Sessions the website may have written or changed since the last scan: new ones, those
+ * whose time or link differ from what registrants were told, and those held back. */
+static const char SQL_TO_CHECK[] =
+        "SELECT id FROM sessions WHERE status IN ('open', 'closed') AND (problem IS NOT NULL"
+        " OR told_starts_at IS NULL OR told_starts_at != starts_at OR told_ends_at != ends_at"
+        " OR told_join_url IS NOT join_url)";
+static const char SQL_TOLD[] =
+        "SELECT ifnull(told_starts_at, 0), ifnull(told_ends_at, 0), told_join_url, change_notified"
+        " FROM sessions WHERE id = ?1";
+static const char SQL_SET_TOLD[] =
+        "UPDATE sessions SET told_starts_at = starts_at, told_ends_at = ends_at,"
+        " told_join_url = join_url WHERE id = ?1";
+static const char SQL_SET_PROBLEM[] = "UPDATE sessions SET problem = ?2 WHERE id = ?1";
+/* A change nobody recorded (an UPDATE by the website): it is one now. */
+static const char SQL_RECORD_CHANGE[] =
+        "UPDATE sessions SET seq = seq + 1, change_note = ?2,"
+        " changed_outbox = (SELECT ifnull(max(id), 0) FROM outbox) WHERE id = ?1";
+/* Added after it started: nothing is sent for it, no roster, no follow-up. */
+static const char SQL_PAST[] =
+        "UPDATE sessions SET status = 'done', followed_up = 1, cancel_notified = 1,"
+        " told_starts_at = starts_at, told_ends_at = ends_at, told_join_url = join_url WHERE id = ?1";
+
+/* What holds a session back, or NULL: what cannot be right is refused, not guessed at. */
+static const char *session_problem(const session_t *s)
+{
+        if (s->ends_at <= s->starts_at)
+                return "it ends before it starts";
+        return NULL;
+}
+
+static int set_problem(scan_t *x, const session_t *s, const char *problem)
+{
+        log_ctx_t ctx = { .message_id = MID_SESSION_PROBLEM, .session = s->id };
+        sqlite3_stmt *st;
+
+        if ((!problem && !s->problem) || (problem && s->problem && !strcmp(problem, s->problem)))
+                return 0;
+        if (problem)
+                log_ctx(LOG_WARNING, &ctx, "session %lld is held back: %s; its registrations wait",
+                        (long long) s->id, problem);
+        else
+                log_ctx(LOG_NOTICE, &ctx, "session %lld is put right and goes on", (long long) s->id);
+        st = bound(x, SQL_SET_PROBLEM, s->id, 0);
+        if (!st)
+                return -EIO;
+        db_bind_text(st, 2, problem);
+        return db_step_done(st);
+}
+
+typedef struct {
+        int64_t starts_at, ends_at;
+        char *join_url;
+        long change_notified;
+} told_t;
+
+static int read_told(scan_t *x, int64_t id, told_t *ret)
+{
+        sqlite3_stmt *st = bound(x, SQL_TOLD, id, 0);
+        int r;
+
+        if (!st)
+                return -EIO;
+        r = db_step(st);
+        if (r == 1)
+                *ret = (told_t) { sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                  db_col_text(st, 2), sqlite3_column_int(st, 3) };
+        sqlite3_reset(st);
+        return r < 0 ? r : 0;
+}
+
+static int record_change(scan_t *x, const session_t *s, const told_t *t)
+{
+        char *note = render_change_note(t->starts_at, t->ends_at, t->join_url, s->starts_at,
+                                        s->ends_at, s->join_url);
+        sqlite3_stmt *st = bound(x, SQL_RECORD_CHANGE, s->id, 0);
+        int r;
+
+        if (!note || !st) {
+                free(note);
+                return !note ? -ENOMEM : -EIO;
+        }
+        db_bind_text(st, 2, note);
+        r = db_step_done(st);
+        free(note);
+        return r;
+}
+
+static int check_session(scan_t *x, const session_t *s)
+{
+        log_ctx_t ctx = { .message_id = MID_SESSION_DONE, .session = s->id };
+        const char *problem = session_problem(s);
+        told_t t = { 0 };
+        int r;
+
+        r = set_problem(x, s, problem);
+        if (r < 0 || problem)
+                return r;
+        r = read_told(x, s->id, &t);
+        if (r < 0)
+                return r;
+        if (t.starts_at == 0 && x->now >= s->starts_at) {
+                log_ctx(LOG_WARNING, &ctx, "session %lld was added after it started: nothing is sent for it",
+                        (long long) s->id);
+                r = mark_session(x, SQL_PAST, s->id, 0);
+        } else {
+                bool moved = t.starts_at && (t.starts_at != s->starts_at || t.ends_at != s->ends_at ||
+                                             (t.join_url ? !s->join_url || strcmp(t.join_url, s->join_url)
+                                                         : s->join_url != NULL));
+
+                /* a change `meccctl session edit` made is recorded already (seq moved on) */
+                if (moved && s->seq == t.change_notified)
+                        r = record_change(x, s, &t);
+                if (r >= 0)
+                        r = mark_session(x, SQL_SET_TOLD, s->id, 0);
+        }
+        free(t.join_url);
+        return r;
+}
+
 /* ---- 1. admit ------------------------------------------------------------------ */
 
+/* Registrations of a session held back (sessions.problem) wait, unanswered. */
 static const char SQL_NEW[] =
         "SELECT id FROM registrations WHERE status = 'new' AND registered_at <= ?1"
+        " AND session_id NOT IN (SELECT id FROM sessions WHERE problem IS NOT NULL)"
         " ORDER BY registered_at, id LIMIT ?2";
+/* Text sorts above every number in SQLite: this finds "2026-09-01" as well as a time in
+ * milliseconds or in 2099. */
+static const char SQL_NEW_NOT_A_TIME[] =
+        "SELECT id FROM registrations WHERE status = 'new' AND registered_at > ?1";
+#define NOT_A_TIME_AHEAD (366 * 86400)
 static const char SQL_DUPLICATE[] =
         "SELECT 1 FROM registrations WHERE email = ?2 COLLATE NOCASE AND session_id = ?1"
         " AND status IN ('booked', 'waitlisted') AND id != ?3 LIMIT 1";
@@ -338,10 +467,22 @@ static int admit_one(scan_t *x, const session_t *unused, const registration_t *g
         return move(x, s, g, REG_WAITLISTED, KIND_WAITLISTED);
 }
 
+static int not_a_time(scan_t *x, const session_t *unused, const registration_t *g, void *userdata)
+{
+        (void) unused, (void) userdata;
+        return refuse(x, g, LOG_WARNING, "registered_at",
+                      "invalid: registered_at is not a time in Unix seconds (text, or more than a year ahead)");
+}
+
 static int admit(scan_t *x)
 {
         session_cache_t cache = { 0 };
         int r;
+
+        r = each_registration(x, bound(x, SQL_NEW_NOT_A_TIME, x->now + NOT_A_TIME_AHEAD, 0), NULL,
+                              not_a_time, NULL);
+        if (r < 0)
+                return r;
 
         do {
                 r = each_registration(x, bound(x, SQL_NEW, x->now, SCAN_BATCH), NULL, admit_one, &cache);
@@ -353,7 +494,8 @@ static int admit(scan_t *x)
 /* ---- 2. promote ---------------------------------------------------------------- */
 
 static const char SQL_WAITING_SESSIONS[] =
-        "SELECT DISTINCT session_id FROM registrations WHERE status = 'waitlisted'";
+        "SELECT DISTINCT session_id FROM registrations WHERE status = 'waitlisted'"
+        " AND session_id NOT IN (SELECT id FROM sessions WHERE problem IS NOT NULL)";
 static const char SQL_EARLIEST_WAITING[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'waitlisted'"
         " ORDER BY registered_at, id LIMIT ?2";
@@ -377,8 +519,8 @@ static int promote_session(scan_t *x, const session_t *s)
 /* ---- 3. close ------------------------------------------------------------------ */
 
 static const char SQL_CLOSING[] =
-        "SELECT id FROM sessions WHERE status = 'open' AND starts_at <= ?1"
-        " UNION SELECT id FROM sessions WHERE status = 'open' AND closes_at <= ?2";
+        "SELECT id FROM sessions WHERE status = 'open' AND starts_at <= ?1 AND problem IS NULL"
+        " UNION SELECT id FROM sessions WHERE status = 'open' AND closes_at <= ?2 AND problem IS NULL";
 static const char SQL_SET_SESSION_STATUS[] = "UPDATE sessions SET status = ?2 WHERE id = ?1";
 static const char SQL_WAITLISTED_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'waitlisted'"
@@ -401,8 +543,9 @@ static int not_placed_one(scan_t *x, const session_t *s, const registration_t *g
         return move(x, s, g, REG_LATE, KIND_NOT_PLACED);
 }
 
-/* The roster goes to the trainer, else to every roster_to address. */
-static int queue_roster(scan_t *x, const session_t *s)
+/* The roster goes to the trainer, else to every roster_to address; seq 0 for the first,
+ * the change number for the one that follows a change. */
+static int queue_roster(scan_t *x, const session_t *s, long seq)
 {
         bool trainer = s->trainer_email && *s->trainer_email;
         size_t n = trainer ? 1 : x->c->n_roster_to;
@@ -410,8 +553,10 @@ static int queue_roster(scan_t *x, const session_t *s)
 
         for (size_t i = 0; i < n && r >= 0; i++) {
                 const char *to = trainer ? s->trainer_email : x->c->roster_to[i];
+                char occ[512];
 
-                r = outbox_queue(x->db, x->c, s->id, 0, KIND_ROSTER, to, to, x->now);
+                snprintf(occ, sizeof(occ), seq ? "%s#%ld" : "%s", to, seq);
+                r = outbox_queue(x->db, x->c, s->id, 0, KIND_ROSTER, occ, to, x->now);
                 if (r > 0)
                         x->stats->queued++;
         }
@@ -431,7 +576,7 @@ static int close_session(scan_t *x, const session_t *s)
                 return r;
         not_placed = r = each_registration(x, bound(x, SQL_WAITLISTED_OF, s->id, 0), s, not_placed_one, NULL);
         if (r >= 0)
-                r = queue_roster(x, s);
+                r = queue_roster(x, s, 0);
         if (r < 0)
                 return r;
         x->stats->closed++;
@@ -444,7 +589,7 @@ static int close_session(scan_t *x, const session_t *s)
 
 static const char SQL_STARTING[] =
         "SELECT id FROM sessions WHERE status IN ('open', 'closed')"
-        " AND starts_at > ?1 AND starts_at <= ?2";
+        " AND starts_at > ?1 AND starts_at <= ?2 AND problem IS NULL";
 static const char SQL_SET_REMINDED[] = "UPDATE sessions SET reminded_at = ?2 WHERE id = ?1";
 static const char SQL_NEED_REMINDER[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'booked'"
@@ -533,7 +678,7 @@ static int join_session(scan_t *x, const session_t *s)
 /* ---- 6. follow up -------------------------------------------------------------- */
 
 static const char SQL_ENDED[] =
-        "SELECT id FROM sessions WHERE status IN ('open', 'closed') AND ends_at <= ?1";
+        "SELECT id FROM sessions WHERE status IN ('open', 'closed') AND ends_at <= ?1 AND problem IS NULL";
 static const char SQL_SET_DONE[] =
         "UPDATE sessions SET status = 'done', followed_up = ?2 WHERE id = ?1";
 static const char SQL_TO_FOLLOW_UP[] =
@@ -580,7 +725,8 @@ static int cancel_session(scan_t *x, const session_t *s)
 /* ---- 8. change ----------------------------------------------------------------- */
 
 static const char SQL_CHANGED[] =
-        "SELECT id FROM sessions WHERE seq > change_notified AND status IN ('open', 'closed')";
+        "SELECT id FROM sessions WHERE seq > change_notified AND status IN ('open', 'closed')"
+        " AND problem IS NULL";
 static const char SQL_CHANGED_OUTBOX[] = "SELECT changed_outbox FROM sessions WHERE id = ?1";
 /* only those who had been emailed before the change hear about it */
 static const char SQL_EMAILED_BOOKED[] =
@@ -603,6 +749,9 @@ static int change_session(scan_t *x, const session_t *s)
         /* the change number is the occasion: each change is told once */
         snprintf(occ, sizeof(occ), "%ld", s->seq);
         r = queue_each(x, SQL_EMAILED_BOOKED, s, upto, KIND_SESSION_CHANGED, occ);
+        /* the trainer's roster named the old time and link: a new one goes */
+        if (r >= 0 && s->status == SESSION_CLOSED)
+                r = queue_roster(x, s, s->seq);
         return r < 0 ? r : mark_session(x, SQL_SET_CHANGE_NOTIFIED, s->id, s->seq);
 }
 
@@ -640,6 +789,11 @@ static int forget_session(scan_t *x, const session_t *s)
 }
 
 /* ---- the steps, in the order of meccd(8), WHAT A SCAN DOES ---------------------- */
+
+static int scan_step_check(scan_t *x)
+{
+        return each_session(x, db_stmt(x->db, SQL_TO_CHECK), false, check_session);
+}
 
 static int scan_step_admit(scan_t *x)
 {
@@ -703,6 +857,7 @@ static const struct {
         const char *name;
         step_fn fn;
 } steps[_SCAN_STEP_MAX] = {
+        [SCAN_CHECK] = { "check", scan_step_check },
         [SCAN_ADMIT] = { "admit", scan_step_admit },
         [SCAN_PROMOTE] = { "promote", scan_step_promote },
         [SCAN_CLOSE] = { "close", scan_step_close },

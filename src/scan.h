@@ -12,6 +12,7 @@
 #define SCAN_BATCH 512
 
 typedef enum scan_step {
+        SCAN_CHECK,     /* sessions the website wrote or changed: held back, or told */
         SCAN_ADMIT,
         SCAN_PROMOTE,
         SCAN_CLOSE,

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "db.h"
 #include "journal.h"
+#include "outbox.h"
 #include "scan.h"
 
 typedef struct {
@@ -725,6 +726,131 @@ static void test_moments_across_the_clock_change(void **state)
         assert_int_equal(mails(e, a, "joining_link", ""), 1);
 }
 
+/* ---- what the website writes --------------------------------------------------------- */
+
+/* A place given just before the cutoff is still told after it, when the relay held the
+ * email back: what was true when queued (he has a place) is still true. */
+static void test_promoted_before_cutoff_still_goes_after_it(void **state)
+{
+        env_t *e = *state;
+        int64_t s = add_session(e, "2026-09-22 10:30", 1, NULL);
+        int64_t ann = add_reg(e, s, "ann@example.org", "2026-09-01 09:00");
+        int64_t bob = add_reg(e, s, "bob@example.org", "2026-09-01 09:01");
+
+        scan(e, "2026-09-01 10:00");
+        sql(e, "UPDATE registrations SET status = 'cancelled' WHERE id = %lld", (long long) ann);
+        scan(e, "2026-09-15 10:29");
+        expect_status(e, bob, "booked");
+        assert_int_equal(mails(e, bob, "promoted", ""), 1);
+        assert_null(outbox_stale(e->db, &e->c, s, bob, KIND_PROMOTED, "bob@example.org", at("2026-09-15 10:35")));
+        /* a waiting-list email is no longer true once he has the place */
+        assert_non_null(outbox_stale(e->db, &e->c, s, bob, KIND_WAITLISTED, "bob@example.org", at("2026-09-15 10:35")));
+}
+
+static void test_registered_at_that_is_not_a_time_is_invalid(void **state)
+{
+        env_t *e = *state;
+        int64_t s = add_session(e, "2026-09-22 10:30", 5, NULL);
+        int64_t ok = add_reg(e, s, "ok@example.org", "2026-09-01 09:00");
+        int64_t later = add_reg(e, s, "later@example.org", "2026-09-10 09:00");
+        int64_t ms, text, far;
+
+        sql(e, "INSERT INTO registrations(session_id, name, email, registered_at) VALUES"
+               " (%lld, 'Ms', 'ms@example.org', 1788000000000)", (long long) s);
+        ms = sqlite3_last_insert_rowid(db_handle(e->db));
+        sql(e, "INSERT INTO registrations(session_id, name, email, registered_at) VALUES"
+               " (%lld, 'Text', 'text@example.org', '2026-09-01 09:00')", (long long) s);
+        text = sqlite3_last_insert_rowid(db_handle(e->db));
+        sql(e, "INSERT INTO registrations(session_id, name, email, registered_at) VALUES"
+               " (%lld, 'Far', 'far@example.org', 4102444800)", (long long) s);
+        far = sqlite3_last_insert_rowid(db_handle(e->db));
+        scan(e, "2026-09-01 10:00");
+        expect_status(e, ok, "booked");
+        expect_status(e, later, "new"); /* a time to come within the year: it waits for it */
+        expect_status(e, ms, "invalid");
+        expect_status(e, text, "invalid");
+        expect_status(e, far, "invalid");
+        assert_int_equal(int_query(e, "SELECT count(*) FROM registrations WHERE reason = 'registered_at'"), 3);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE registration_id IN (%lld, %lld, %lld)",
+                                   (long long) ms, (long long) text, (long long) far), 0);
+}
+
+/* SPEC 4 lets the website write sessions: a move it makes is told like an edit. */
+static void test_session_moved_by_the_website_is_told(void **state)
+{
+        env_t *e = *state;
+        int64_t s = add_session(e, "2026-09-22 10:30", 5, NULL);
+        int64_t a = add_reg(e, s, "a@example.org", "2026-09-01 09:00");
+
+        scan(e, "2026-09-01 10:00");
+        sql(e, "UPDATE sessions SET starts_at = starts_at + 86400, ends_at = ends_at + 86400 WHERE id = %lld",
+            (long long) s);
+        scan(e, "2026-09-02 10:00");
+        assert_int_equal(mails(e, a, "session_changed", "1"), 1);
+        assert_int_equal(int_query(e, "SELECT seq FROM sessions WHERE id = %lld", (long long) s), 1);
+        assert_int_equal(int_query(e, "SELECT change_note LIKE '%%Wednesday 23 September 2026%%'"
+                                      " FROM sessions WHERE id = %lld", (long long) s), 1);
+        scan(e, "2026-09-02 11:00");
+        assert_int_equal(mails(e, a, "session_changed", NULL), 1);
+        /* a new link from the website, too */
+        sql(e, "UPDATE sessions SET join_url = 'https://meet.example.org/new' WHERE id = %lld", (long long) s);
+        scan(e, "2026-09-03 10:00");
+        assert_int_equal(mails(e, a, "session_changed", "2"), 1);
+        /* a title alone tells nobody */
+        sql(e, "UPDATE sessions SET title = 'Renamed' WHERE id = %lld", (long long) s);
+        scan(e, "2026-09-04 10:00");
+        assert_int_equal(mails(e, a, "session_changed", NULL), 2);
+}
+
+/* The trainer's roster named the old time: after a change a new roster goes. */
+static void test_trainer_gets_a_new_roster_after_a_change(void **state)
+{
+        env_t *e = *state;
+        int64_t s = add_session(e, "2026-09-22 10:30", 5, "trainer@example.org");
+
+        add_reg(e, s, "a@example.org", "2026-09-01 09:00");
+        scan(e, "2026-09-01 10:00");
+        scan(e, "2026-09-16 10:00"); /* closed: the roster is queued */
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE kind = 'roster'"), 1);
+        sql(e, "UPDATE sessions SET starts_at = starts_at + 3600, ends_at = ends_at + 3600 WHERE id = %lld",
+            (long long) s);
+        scan(e, "2026-09-17 10:00");
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE kind = 'roster'"
+                                      " AND recipient = 'trainer@example.org' AND occasion = 'trainer@example.org#1'"), 1);
+}
+
+static void test_session_that_ends_before_it_starts_is_held_back(void **state)
+{
+        env_t *e = *state;
+        int64_t s = add_session(e, "2026-09-22 10:30", 5, NULL);
+        int64_t a;
+
+        sql(e, "UPDATE sessions SET ends_at = starts_at - 3600 WHERE id = %lld", (long long) s);
+        a = add_reg(e, s, "a@example.org", "2026-09-01 09:00");
+        scan(e, "2026-09-01 10:00");
+        expect_status(e, a, "new");
+        assert_int_equal(int_query(e, "SELECT problem = 'it ends before it starts' FROM sessions"
+                                      " WHERE id = %lld", (long long) s), 1);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox"), 0);
+        /* put right: it goes on, and the registration is answered */
+        sql(e, "UPDATE sessions SET ends_at = starts_at + 5400 WHERE id = %lld", (long long) s);
+        scan(e, "2026-09-01 11:00");
+        expect_status(e, a, "booked");
+        assert_int_equal(int_query(e, "SELECT problem IS NULL FROM sessions WHERE id = %lld", (long long) s), 1);
+        assert_int_equal(mails(e, a, "confirmation", ""), 1);
+}
+
+static void test_session_added_after_it_started_sends_nothing(void **state)
+{
+        env_t *e = *state;
+        int64_t s = add_session(e, "2026-09-01 10:30", 5, "trainer@example.org");
+
+        scan(e, "2026-09-04 10:00");
+        assert_int_equal(int_query(e, "SELECT status = 'done' FROM sessions WHERE id = %lld", (long long) s), 1);
+        scan(e, "2026-09-05 10:00");
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox"), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -748,6 +874,12 @@ int main(void)
                 T(test_change_to_those_emailed),
                 T(test_forget_after_retention),
                 T(test_moments_across_the_clock_change),
+                T(test_promoted_before_cutoff_still_goes_after_it),
+                T(test_registered_at_that_is_not_a_time_is_invalid),
+                T(test_session_moved_by_the_website_is_told),
+                T(test_trainer_gets_a_new_roster_after_a_change),
+                T(test_session_that_ends_before_it_starts_is_held_back),
+                T(test_session_added_after_it_started_sends_nothing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
