@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "db.h"
 
@@ -15,6 +18,7 @@ struct db {
         sqlite3 *h;
         char *path;
         char *instance;
+        int sender_fd;      /* the sender's lock, or -1 */
         struct {
                 const char *sql;
                 sqlite3_stmt *st;
@@ -221,6 +225,7 @@ int db_open(const char *path, db_t **ret, char **ret_err)
                 free(db);
                 return -ENOMEM;
         }
+        db->sender_fd = -1;
         rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
         if (rc != SQLITE_OK) {
                 r = db_errno(rc) ? db_errno(rc) : -EIO;
@@ -264,6 +269,7 @@ int db_open_copy(db_t *src, db_t **ret)
 
         if (!db)
                 return -ENOMEM;
+        db->sender_fd = -1;
         r = db_errno(sqlite3_open(":memory:", &db->h));
         if (r < 0)
                 goto fail;
@@ -292,10 +298,38 @@ db_t *db_close(db_t *db)
         for (size_t i = 0; i < N_STMTS; i++)
                 sqlite3_finalize(db->cache[i].st);
         sqlite3_close(db->h);
+        if (db->sender_fd >= 0)
+                close(db->sender_fd);
         free(db->path);
         free(db->instance);
         free(db);
         return NULL;
+}
+
+int db_lock_sender(db_t *db)
+{
+        int fd;
+
+        if (db->sender_fd >= 0)
+                return 0;
+        /* flock, not fcntl: SQLite's own locks on the file are fcntl locks, and the two
+         * kinds do not meet on a local file system */
+        fd = open(db->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+                close(fd);
+                return r;
+        }
+        db->sender_fd = fd;
+        return 0;
+}
+
+void db_set_busy_timeout(db_t *db, int ms)
+{
+        sqlite3_busy_timeout(db->h, ms);
 }
 
 const char *db_path(const db_t *db)

@@ -16,6 +16,14 @@ db_t *db_close(db_t *db);
 /* A private in-memory copy of src, for dry runs that must not write the real state. */
 int db_open_copy(db_t *src, db_t **ret);
 sqlite3 *db_handle(db_t *db);
+
+/* Only one process sends from a database, so nothing is claimed twice and what a crash
+ * left claimed can be taken back at start: a lock on the file, held until db_close().
+ * -EBUSY when another process (a daemon, a `meccd --once`) holds it. */
+int db_lock_sender(db_t *db);
+/* How long a statement waits for another writer (the website) before -EBUSY. The event
+ * loop keeps it short and comes back on a timer; meccctl can afford to wait. */
+void db_set_busy_timeout(db_t *db, int ms);
 const char *db_path(const db_t *db);
 /* This database's own id, for Message-IDs and calendar UIDs ("0" for a copy). */
 const char *db_instance(const db_t *db);
