@@ -93,7 +93,7 @@ SUBST_VARS := PREFIX BINDIR SBINDIR MANDIR DATADIR SYSCONFDIR LOCALSTATEDIR UNIT
 	SYSUSERSDIR TMPFILESDIR CATALOGDIR
 SUBST_VALUES := $(foreach v,$(SUBST_VARS),$(v)=$($(v)))
 MAN8 := meccd.8 meccctl.8
-MAN5 := meccd.conf.5
+MAN5 := meccd.conf.5 meccd-database.5
 GEN_FILES := etc/meccd.conf systemd/meccd.service systemd/meccd.sysusers systemd/meccd.tmpfiles \
 	systemd/meccd.catalog $(MAN8:%=man/%) $(MAN5:%=man/%)
 GEN := $(GEN_FILES:%=$(B)/gen/%)

@@ -71,7 +71,7 @@ def test_prefix_usr_unit_runs_the_installed_binary():
         assert unit_lines(unit, "ExecStart") == ["/usr/sbin/meccd"]
         assert os.access(d.p("/usr/sbin/meccd"), os.X_OK)
         assert not os.path.exists(d.p("/usr/local")), "PREFIX=/usr installed into /usr/local"
-        for rel in ("usr/share/man/man5/meccd.conf.5", "usr/share/man/man8/meccd.8",
+        for rel in ("usr/share/man/man5/meccd-database.5", "usr/share/man/man8/meccd.8",
                     "usr/lib/sysusers.d/meccd.conf", "usr/lib/tmpfiles.d/meccd.conf",
                     "usr/lib/systemd/catalog/meccd.catalog", "etc/meccd/meccd.conf",
                     "usr/share/bash-completion/completions/meccctl"):
@@ -94,7 +94,7 @@ def test_no_placeholder_left_and_paths_follow_the_variables():
         assert "ExecStart=/opt/mecc/sbin/meccd\n" in unit
         assert "LoadCredential=smtp-password:/opt/mecc/etc/meccd/smtp-password\n" in unit
         tmpfiles = open(d.p("/usr/lib/tmpfiles.d/meccd.conf")).read()
-        assert re.search(r"^d /srv/lib/meccd +0700 meccd meccd", tmpfiles, re.M), tmpfiles
+        assert re.search(r"^d /srv/lib/meccd +2770 meccd meccd", tmpfiles, re.M), tmpfiles
         conf = open(d.p("/opt/mecc/etc/meccd/meccd.conf")).read()
         assert 'database = "/srv/lib/meccd/meccd.db"' in conf
         assert 'templates = "/opt/mecc/etc/meccd/templates"' in conf

@@ -28,7 +28,7 @@ UNIT = os.path.join(GEN, "systemd", "meccd.service")
 CATALOG = os.path.join(GEN, "systemd", "meccd.catalog")
 SYSUSERS = os.path.join(GEN, "systemd", "meccd.sysusers")
 TMPFILES = os.path.join(GEN, "systemd", "meccd.tmpfiles")
-MAN_PAGES = ["meccd.8", "meccctl.8", "meccd.conf.5"]
+MAN_PAGES = ["meccd.8", "meccctl.8", "meccd.conf.5", "meccd-database.5"]
 # the fields meccd adds to its journal entries (journal.c), usable as @FIELD@ in the catalog
 LOGGED_FIELDS = {"MECCD_SESSION", "MECCD_REGISTRATION", "MECCD_KIND", "MECCD_OUTBOX"}
 
@@ -135,7 +135,9 @@ def test_unit_runs_what_make_install_installs():
     assert s["Type"] == ["notify"]
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert s["User"] == ["meccd"] and s["Group"] == ["meccd"]
-    assert s["StateDirectory"] == ["meccd"] and s["StateDirectoryMode"] == ["0700"]
+    # shared with the group meccd, for the booking website (meccd-database(5))
+    assert s["StateDirectory"] == ["meccd"] and s["StateDirectoryMode"] == ["2770"]
+    assert s["UMask"] == ["0007"]
     assert s["LoadCredential"] == ["smtp-password:/etc/meccd/smtp-password"]
     assert s["Restart"] == ["on-failure"]
     assert "WatchdogSec" in s
@@ -210,7 +212,7 @@ def test_sysusers_and_tmpfiles_make_the_layout():
             st = os.stat(root.p(rel))
             return st.st_uid, st.st_gid, st.st_mode & 0o7777
 
-        assert owner_mode("/var/lib/meccd") == (uid, gid, 0o700)
+        assert owner_mode("/var/lib/meccd") == (uid, gid, 0o2770)
         assert owner_mode("/etc/meccd") == (0, 0, 0o755)
         assert owner_mode("/etc/meccd/meccd.conf") == (0, gid, 0o640), "meccd could not read its config"
         assert owner_mode("/etc/meccd/smtp-password") == (0, 0, 0o600)

@@ -280,7 +280,7 @@ check_admin_steps() {
                 in_ct journalctl --update-catalog &&
                 in_ct systemctl daemon-reload &&
                 in_ct getent passwd meccd >/dev/null &&
-                [ "$(in_ct stat -c '%U:%G %a' /var/lib/meccd)" = "meccd:meccd 700" ] &&
+                [ "$(in_ct stat -c '%U:%G %a' /var/lib/meccd)" = "meccd:meccd 2770" ] &&
                 [ "$(in_ct stat -c '%U:%G %a' /etc/meccd/meccd.conf)" = "root:meccd 640" ]
 }
 
