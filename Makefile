@@ -145,8 +145,27 @@ uninstall:
 	  $(DESTDIR)$(BASHCOMPDIR)/meccctl
 	@echo "left $(DESTDIR)$(SYSCONFDIR)/meccd, $(DESTDIR)$(LOCALSTATEDIR)/lib/meccd and the user meccd in place"
 
+# A Debian package built with Debian's tools from contrib/debian, in build/deb/:
+# meccd_$(VERSION)_<arch>.deb, then checked with lintian (any error fails).
+DEB_OUT := build/deb
+DEB_SRC := $(DEB_OUT)/meccd-$(VERSION)
+deb:
+	sh contrib/install-deps.sh deb
+	@v=$$(dpkg-parsechangelog -l contrib/debian/changelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+		{ echo "contrib/debian/changelog is at $$v, the Makefile at $(VERSION)" >&2; exit 1; }
+	rm -rf $(DEB_OUT)
+	mkdir -p $(DEB_SRC)
+	cp -a Makefile README.md src etc systemd man contrib tests $(DEB_SRC)/
+	rm -rf $(DEB_SRC)/contrib/debian
+	cp -a contrib/debian $(DEB_SRC)/debian
+	cd $(DEB_SRC) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u B -u DESTDIR \
+		DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	lintian --fail-on error --info $(DEB_OUT)/meccd_$(VERSION)_*.changes
+	@ls $(DEB_OUT)/*.deb
+
 clean:
 	rm -rf build build-asan build-fuzz meccd meccctl
 
-.PHONY: all units gen deps check check-asan check-system demo bench fuzz install uninstall clean FORCE
+.PHONY: all units gen deps check check-asan check-system demo bench fuzz install uninstall deb clean FORCE
 -include $(wildcard $(B)/*.d $(B)/tests/*.d)
