@@ -69,6 +69,8 @@ def test_prefix_usr_unit_runs_the_installed_binary():
         d.make("install", "PREFIX=/usr")
         unit = d.p("/usr/lib/systemd/system/meccd.service")
         assert unit_lines(unit, "ExecStart") == ["/usr/sbin/meccd"]
+        reload = unit_lines(unit, "ExecReload")
+        assert reload[0].endswith(" /usr/sbin/meccd --check-config"), reload
         assert os.access(d.p("/usr/sbin/meccd"), os.X_OK)
         assert not os.path.exists(d.p("/usr/local")), "PREFIX=/usr installed into /usr/local"
         for rel in ("usr/share/man/man5/meccd-database.5", "usr/share/man/man8/meccd.8",

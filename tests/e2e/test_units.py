@@ -133,7 +133,9 @@ def test_unit_runs_what_make_install_installs():
     s = unit_settings()
     assert s["ExecStart"] == [makefile_default("PREFIX") + "/sbin/meccd"], s["ExecStart"]
     assert s["Type"] == ["notify"]
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    # the new configuration is checked before the daemon is told (issue 14)
+    assert s["ExecReload"] == ["/usr/bin/env -u CREDENTIALS_DIRECTORY %s/sbin/meccd --check-config"
+                               % makefile_default("PREFIX"), "/bin/kill -HUP $MAINPID"], s["ExecReload"]
     assert s["User"] == ["meccd"] and s["Group"] == ["meccd"]
     # shared with the group meccd, for the booking website (meccd-database(5))
     assert s["StateDirectory"] == ["meccd"] and s["StateDirectoryMode"] == ["2770"]
