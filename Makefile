@@ -71,7 +71,8 @@ check-asan: deps
 		LDFLAGS="-fsanitize=address,undefined" build-asan/meccd build-asan/meccctl units
 	ASAN_OPTIONS=detect_leaks=1 SKIP_FUZZ=1 sh tests/run.sh build-asan
 
-check-system: deps all
+# the system test installs the package too
+check-system: deps all deb
 	sh tests/system/run.sh
 
 demo: deps
