@@ -134,7 +134,7 @@ def test_unit_runs_what_make_install_installs():
     assert s["ExecStart"] == [makefile_default("PREFIX") + "/sbin/meccd"], s["ExecStart"]
     assert s["Type"] == ["notify"]
     # the new configuration is checked before the daemon is told (issue 14)
-    assert s["ExecReload"] == ["/usr/bin/env -u CREDENTIALS_DIRECTORY %s/sbin/meccd --check-config"
+    assert s["ExecReload"] == ["/usr/bin/env -u CREDENTIALS_DIRECTORY MECCD_LOG=stderr %s/sbin/meccd --check-config"
                                % makefile_default("PREFIX"), "/bin/kill -HUP $MAINPID"], s["ExecReload"]
     assert s["User"] == ["meccd"] and s["Group"] == ["meccd"]
     # shared with the group meccd, for the booking website (meccd-database(5))

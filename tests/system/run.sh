@@ -466,6 +466,7 @@ check_reload_typo() {
         say "ReloadResult=$(prop ReloadResult)"
         wait_for 10 typo_logged ||
                 { say "no check-config error naming line $TYPO_LINE in the journal"; journal -n 5 -o cat | sed 's/^/# /'; return 1; }
+        say "journal: $(journal -o short | grep -F "no such option 'scan_intervall'" | tail -n1 | cut -d' ' -f5-)"
         sleep 2 # a signal would have been handled by now
         active && [ "$(prop MainPID)" = "$MAINPID" ] &&
                 [ "$(count_mid 726b9fb4886a457287aca0a6310cc885)" = "$reloads" ] &&
