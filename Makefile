@@ -31,9 +31,14 @@ UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 
 all: meccd meccctl
 
-$(B)/%.o: src/%.c
+$(B)/%.o: src/%.c $(B)/paths
 	@mkdir -p $(@D)
-	$(CC) $(MECC_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(MECC_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The objects hold SYSCONFDIR and LOCALSTATEDIR: build again when they change.
+$(B)/paths: FORCE
+	@mkdir -p $(@D)
+	@echo '$(SYSCONFDIR) $(LOCALSTATEDIR)' | cmp -s - $@ || echo '$(SYSCONFDIR) $(LOCALSTATEDIR)' >$@
 
 $(B)/libmeccd.a: $(OBJS)
 	rm -f $@; ar rcs $@ $^
@@ -48,7 +53,7 @@ meccd meccctl: %: $(B)/%
 
 $(B)/tests/%: tests/unit/%.c $(B)/libmeccd.a
 	@mkdir -p $(@D)
-	$(CC) $(MECC_CFLAGS) $(CFLAGS) -Isrc -MMD -MP -o $@ $< $(B)/libmeccd.a $(LIBS) -lcmocka
+	$(CC) $(MECC_CFLAGS) $(CPPFLAGS) $(CFLAGS) -Isrc -MMD -MP -o $@ $< $(B)/libmeccd.a $(LIBS) -lcmocka
 
 units: $(UNITS)
 
@@ -66,7 +71,8 @@ check-asan: deps
 		LDFLAGS="-fsanitize=address,undefined" build-asan/meccd build-asan/meccctl units
 	ASAN_OPTIONS=detect_leaks=1 SKIP_FUZZ=1 sh tests/run.sh build-asan
 
-check-system: deps all
+# the system test installs the package too
+check-system: deps all deb
 	sh tests/system/run.sh
 
 demo: deps
@@ -81,31 +87,86 @@ bench: deps
 fuzz:
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-install: all
+# Files that name an installed path are kept as NAME.in and written out to $(B)/gen/NAME
+# with these variables in place of @NAME@: PREFIX=/usr gives a unit whose ExecStart= is
+# /usr/sbin/meccd, man pages and catalog that name the directories really used.
+SUBST_VARS := PREFIX BINDIR SBINDIR MANDIR DATADIR SYSCONFDIR LOCALSTATEDIR UNITDIR \
+	SYSUSERSDIR TMPFILESDIR CATALOGDIR
+SUBST_VALUES := $(foreach v,$(SUBST_VARS),$(v)=$($(v)))
+MAN8 := meccd.8 meccctl.8
+MAN5 := meccd.conf.5 meccd-database.5
+GEN_FILES := etc/meccd.conf systemd/meccd.service systemd/meccd.sysusers systemd/meccd.tmpfiles \
+	systemd/meccd.catalog $(MAN8:%=man/%) $(MAN5:%=man/%)
+GEN := $(GEN_FILES:%=$(B)/gen/%)
+
+$(B)/gen/%: %.in $(B)/dirs
+	@mkdir -p $(@D)
+	@echo "  GEN $@"
+	@sed $(foreach v,$(SUBST_VARS),-e 's|@$(v)@|$($(v))|g') $< >$@.tmp
+	@if grep -n '@[A-Z]*DIR@\|@PREFIX@' $@.tmp; then echo "$<: unknown @...@ above" >&2; exit 1; fi
+	@mv -f $@.tmp $@
+
+# Written again whenever one of the directories changes.
+$(B)/dirs: FORCE
+	@mkdir -p $(@D)
+	@echo '$(SUBST_VALUES)' | cmp -s - $@ || echo '$(SUBST_VALUES)' >$@
+
+gen: $(GEN)
+
+TPLDIR = $(DESTDIR)$(SYSCONFDIR)/meccd/templates
+
+# An existing config is never overwritten. Nor is a template: when the installed one
+# differs from this version's, the new one goes beside it as NAME.dist, to merge by hand.
+install: all $(GEN)
 	install -Dm755 meccd $(DESTDIR)$(SBINDIR)/meccd
 	install -Dm755 meccctl $(DESTDIR)$(SBINDIR)/meccctl
-	install -d $(DESTDIR)$(SYSCONFDIR)/meccd/templates
-	[ -e $(DESTDIR)$(SYSCONFDIR)/meccd/meccd.conf ] || install -Dm640 etc/meccd.conf $(DESTDIR)$(SYSCONFDIR)/meccd/meccd.conf
-	for f in etc/templates/*; do t=$(DESTDIR)$(SYSCONFDIR)/meccd/templates/$${f##*/}; [ -e $$t ] || install -m644 $$f $$t; done
-	install -Dm644 systemd/meccd.service $(DESTDIR)$(UNITDIR)/meccd.service
-	install -Dm644 systemd/meccd.sysusers $(DESTDIR)$(SYSUSERSDIR)/meccd.conf
-	install -Dm644 systemd/meccd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/meccd.conf
-	install -Dm644 systemd/meccd.catalog $(DESTDIR)$(CATALOGDIR)/meccd.catalog
-	install -Dm644 man/meccd.8 $(DESTDIR)$(MANDIR)/man8/meccd.8
-	install -Dm644 man/meccctl.8 $(DESTDIR)$(MANDIR)/man8/meccctl.8
-	install -Dm644 man/meccd.conf.5 $(DESTDIR)$(MANDIR)/man5/meccd.conf.5
+	install -d $(TPLDIR)
+	[ -e $(DESTDIR)$(SYSCONFDIR)/meccd/meccd.conf ] || \
+		install -Dm640 $(B)/gen/etc/meccd.conf $(DESTDIR)$(SYSCONFDIR)/meccd/meccd.conf
+	@for f in etc/templates/*; do t=$(TPLDIR)/$${f##*/}; \
+		if [ ! -e $$t ]; then install -m644 $$f $$t || exit 1; \
+		elif cmp -s $$f $$t; then rm -f $$t.dist; \
+		else cmp -s $$f $$t.dist || install -m644 $$f $$t.dist || exit 1; \
+			echo "install: $$t differs from this version's; the new one is $$t.dist"; fi; \
+	done
+	install -Dm644 $(B)/gen/systemd/meccd.service $(DESTDIR)$(UNITDIR)/meccd.service
+	install -Dm644 $(B)/gen/systemd/meccd.sysusers $(DESTDIR)$(SYSUSERSDIR)/meccd.conf
+	install -Dm644 $(B)/gen/systemd/meccd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/meccd.conf
+	install -Dm644 $(B)/gen/systemd/meccd.catalog $(DESTDIR)$(CATALOGDIR)/meccd.catalog
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m644 $(MAN8:%=$(B)/gen/man/%) $(DESTDIR)$(MANDIR)/man8/
+	install -m644 $(MAN5:%=$(B)/gen/man/%) $(DESTDIR)$(MANDIR)/man5/
 	install -Dm644 contrib/meccctl.bash-completion $(DESTDIR)$(BASHCOMPDIR)/meccctl
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/meccd $(DESTDIR)$(SBINDIR)/meccctl \
 	  $(DESTDIR)$(UNITDIR)/meccd.service $(DESTDIR)$(SYSUSERSDIR)/meccd.conf \
 	  $(DESTDIR)$(TMPFILESDIR)/meccd.conf $(DESTDIR)$(CATALOGDIR)/meccd.catalog \
-	  $(DESTDIR)$(MANDIR)/man8/meccd.8 $(DESTDIR)$(MANDIR)/man8/meccctl.8 \
-	  $(DESTDIR)$(MANDIR)/man5/meccd.conf.5 $(DESTDIR)$(BASHCOMPDIR)/meccctl
-	@echo "left $(DESTDIR)$(SYSCONFDIR)/meccd and $(DESTDIR)$(LOCALSTATEDIR)/lib/meccd in place"
+	  $(MAN8:%=$(DESTDIR)$(MANDIR)/man8/%) $(MAN5:%=$(DESTDIR)$(MANDIR)/man5/%) \
+	  $(DESTDIR)$(BASHCOMPDIR)/meccctl
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/meccd, $(DESTDIR)$(LOCALSTATEDIR)/lib/meccd and the user meccd in place"
+
+# A Debian package built with Debian's tools from contrib/debian, in build/deb/:
+# meccd_$(VERSION)_<arch>.deb, then checked with lintian (any error fails).
+DEB_OUT := build/deb
+DEB_SRC := $(DEB_OUT)/meccd-$(VERSION)
+deb:
+	sh contrib/install-deps.sh deb
+	@v=$$(dpkg-parsechangelog -l contrib/debian/changelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+		{ echo "contrib/debian/changelog is at $$v, the Makefile at $(VERSION)" >&2; exit 1; }
+	rm -rf $(DEB_OUT)
+	mkdir -p $(DEB_SRC)
+	cp -a Makefile README.md src etc systemd man contrib tests $(DEB_SRC)/
+	rm -rf $(DEB_SRC)/contrib/debian
+	cp -a contrib/debian $(DEB_SRC)/debian
+	cd $(DEB_SRC) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u B -u DESTDIR \
+		DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	lintian --fail-on error --info $(DEB_OUT)/meccd_$(VERSION)_*.changes
+	@ls $(DEB_OUT)/*.deb
 
 clean:
 	rm -rf build build-asan build-fuzz meccd meccctl
 
-.PHONY: all units deps check check-asan check-system demo bench fuzz install uninstall clean
+.PHONY: all units gen deps check check-asan check-system demo bench fuzz install uninstall deb clean FORCE
 -include $(wildcard $(B)/*.d $(B)/tests/*.d)

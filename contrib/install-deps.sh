@@ -1,16 +1,19 @@
 #!/bin/sh
-# install-deps.sh build|test|bench - install the Debian packages meccd needs, if missing.
+# install-deps.sh build|test|bench|deb - install the Debian packages meccd needs, if missing.
 # A no-op when everything is present; needs root (apt-get) otherwise.
 set -eu
 build="gcc make pkg-config libcurl4-openssl-dev libconfuse-dev libsqlite3-dev libsystemd-dev"
 run="python3-aiosmtpd sqlite3 ca-certificates"
 test="$run libcmocka-dev valgrind postfix python3-icalendar openssl clang libclang-rt-14-dev groff-base man-db systemd spamassassin debootstrap"
 bench="$test hyperfine msmtp time"
+# make deb: Debian's packaging tools and lintian, beside the build dependencies
+deb="dpkg-dev debhelper lintian"
 case "${1:-build}" in
 build) want="$build $run" ;;
 test) want="$build $test" ;;
 bench) want="$build $bench" ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 64 ;;
+deb) want="$build $deb" ;;
+*) echo "usage: $0 build|test|bench|deb" >&2; exit 64 ;;
 esac
 missing=""
 for p in $want; do

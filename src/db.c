@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -215,6 +216,40 @@ static int ensure_instance(db_t *db)
         return db->instance ? 0 : -ENOMEM;
 }
 
+/* The database's directory may be shared with a group: the shipped /var/lib/meccd is
+ * 2770 meccd:meccd so that the booking website's user, a member, can write
+ * registrations. SQLite creates the database with 0644 minus the umask, never group
+ * writable, and its -wal and -shm files with the database's mode. So when the directory
+ * lets its group write, give the group read and write on the database and on those
+ * files too, where we own them (chmod would fail on the others). A private directory
+ * keeps a private database. */
+static void share_with_group(db_t *db)
+{
+        static const char *const suffixes[] = { "", "-wal", "-shm" };
+        const char *path = sqlite3_db_filename(db->h, "main");
+        const char *slash = path ? strrchr(path, '/') : NULL;
+        struct stat st;
+        char *p;
+
+        if (!slash)
+                return; /* in memory, or a temporary database */
+        if (asprintf(&p, "%.*s", (int) (slash - path) + (slash == path), path) < 0)
+                return;
+        if (stat(p, &st) < 0 || !(st.st_mode & S_IWGRP)) {
+                free(p);
+                return;
+        }
+        free(p);
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+                if (asprintf(&p, "%s%s", path, suffixes[i]) < 0)
+                        return;
+                if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+                    (st.st_mode & (S_IRGRP | S_IWGRP)) != (S_IRGRP | S_IWGRP))
+                        (void) chmod(p, (st.st_mode & 07777) | S_IRGRP | S_IWGRP);
+                free(p);
+        }
+}
+
 int db_open(const char *path, db_t **ret, char **ret_err)
 {
         db_t *db = calloc(1, sizeof(*db));
@@ -247,6 +282,7 @@ int db_open(const char *path, db_t **ret, char **ret_err)
         r = ensure_instance(db);
         if (r < 0)
                 goto fail;
+        share_with_group(db);
         *ret = db;
         return 0;
 fail:

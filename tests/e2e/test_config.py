@@ -1,6 +1,7 @@
 """What an admin sees from a bad meccd.conf and from mistyped commands: exit codes that
 scripts and systemd can act on, and messages that say where the mistake is."""
 import os
+import re
 import shutil
 
 from harness import TOP
@@ -64,9 +65,10 @@ def test_check_config_accepts_a_good_file(env):
     assert env.conf in p.stdout
     assert not os.path.exists(env.db)
     # the shipped example file is good as it stands, its templates too
-    shipped = os.path.join(TOP, "etc", "meccd.conf")
+    shipped = os.path.join(TOP, "etc", "meccd.conf.in")
     with open(shipped) as f:
-        text = f.read()
+        text = f.read().replace("@SYSCONFDIR@", "/etc").replace("@LOCALSTATEDIR@", "/var")
+    assert not re.search(r"@[A-Z]+@", text), "an unknown @...@ in " + shipped
     text = text.replace('templates = "/etc/meccd/templates"',
                         'templates = "%s"' % os.path.join(TOP, "etc", "templates"))
     with open(env.conf, "w") as f:

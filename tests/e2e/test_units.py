@@ -1,6 +1,8 @@
 """What ships beside the binaries, checked with the tools that will read it: the unit
 (systemd-analyze verify and security), sysusers and tmpfiles (applied to a scratch root),
-the journal catalog (journalctl --update-catalog) and the man pages (groff)."""
+the journal catalog (journalctl --update-catalog) and the man pages (groff). Each is
+checked as `make install` writes it out from its .in file, with the default paths."""
+import atexit
 import os
 import re
 import shutil
@@ -9,11 +11,24 @@ import tempfile
 
 from harness import BUILD, TOP
 
-UNIT = os.path.join(TOP, "systemd", "meccd.service")
-CATALOG = os.path.join(TOP, "systemd", "meccd.catalog")
-SYSUSERS = os.path.join(TOP, "systemd", "meccd.sysusers")
-TMPFILES = os.path.join(TOP, "systemd", "meccd.tmpfiles")
-MAN_PAGES = ["meccd.8", "meccctl.8", "meccd.conf.5"]
+
+def generate():
+    """`make gen` into a scratch build directory: the files as `make install` installs
+    them with the default PREFIX, without building anything."""
+    b = tempfile.mkdtemp(prefix="meccd-gen-")
+    atexit.register(shutil.rmtree, b, ignore_errors=True)
+    p = subprocess.run(["make", "-s", "-C", TOP, "gen", "B=" + b], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return os.path.join(b, "gen")
+
+
+GEN = generate()
+UNIT = os.path.join(GEN, "systemd", "meccd.service")
+CATALOG = os.path.join(GEN, "systemd", "meccd.catalog")
+SYSUSERS = os.path.join(GEN, "systemd", "meccd.sysusers")
+TMPFILES = os.path.join(GEN, "systemd", "meccd.tmpfiles")
+MAN_PAGES = ["meccd.8", "meccctl.8", "meccd.conf.5", "meccd-database.5"]
 # the fields meccd adds to its journal entries (journal.c), usable as @FIELD@ in the catalog
 LOGGED_FIELDS = {"MECCD_SESSION", "MECCD_REGISTRATION", "MECCD_KIND", "MECCD_OUTBOX"}
 
@@ -89,18 +104,19 @@ def verify_in_root(with_binary):
     with Root() as root:
         shutil.copytree("/lib/systemd/system", root.p("/usr/lib/systemd/system"), symlinks=True)
         root.put(UNIT, "/usr/lib/systemd/system/meccd.service")
-        if os.path.exists("/bin/kill"):
-            root.put("/bin/kill", "/bin/kill", 0o755)
-        else:  # verify only asks that ExecReload= names an executable
-            os.makedirs(root.p("/bin"), exist_ok=True)
-            with open(root.p("/bin/kill"), "w") as f:
-                f.write("#!/bin/sh\n")
-            os.chmod(root.p("/bin/kill"), 0o755)
+        for tool in ("/bin/kill", "/usr/bin/env"):
+            if os.path.exists(tool):
+                root.put(tool, tool, 0o755)
+            else:  # verify only asks that ExecReload= names an executable
+                os.makedirs(os.path.dirname(root.p(tool)), exist_ok=True)
+                with open(root.p(tool), "w") as f:
+                    f.write("#!/bin/sh\n")
+                os.chmod(root.p(tool), 0o755)
         exec_start = unit_settings()["ExecStart"][0].split()[0]
         if with_binary:
             root.put(os.path.join(BUILD, "meccd"), exec_start, 0o755)
         for page in MAN_PAGES:
-            root.put(os.path.join(TOP, "man", page), "/man/man%s/%s" % (page[-1], page))
+            root.put(os.path.join(GEN, "man", page), "/man/man%s/%s" % (page[-1], page))
         return run("systemd-analyze", "verify", "--root=" + root.path, "meccd.service",
                    env={"MANPATH": root.p("/man")})
 
@@ -117,9 +133,13 @@ def test_unit_runs_what_make_install_installs():
     s = unit_settings()
     assert s["ExecStart"] == [makefile_default("PREFIX") + "/sbin/meccd"], s["ExecStart"]
     assert s["Type"] == ["notify"]
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    # the new configuration is checked before the daemon is told (issue 14)
+    assert s["ExecReload"] == ["/usr/bin/env -u CREDENTIALS_DIRECTORY MECCD_LOG=stderr %s/sbin/meccd --check-config"
+                               % makefile_default("PREFIX"), "/bin/kill -HUP $MAINPID"], s["ExecReload"]
     assert s["User"] == ["meccd"] and s["Group"] == ["meccd"]
-    assert s["StateDirectory"] == ["meccd"] and s["StateDirectoryMode"] == ["0700"]
+    # shared with the group meccd, for the booking website (meccd-database(5))
+    assert s["StateDirectory"] == ["meccd"] and s["StateDirectoryMode"] == ["2770"]
+    assert s["UMask"] == ["0007"]
     assert s["LoadCredential"] == ["smtp-password:/etc/meccd/smtp-password"]
     assert s["Restart"] == ["on-failure"]
     assert "WatchdogSec" in s
@@ -183,7 +203,7 @@ def test_sysusers_and_tmpfiles_make_the_layout():
 
         # what `make install` leaves: config 0640 root:root, a password file someone made 0644
         os.makedirs(root.p("/etc/meccd"))
-        root.put(os.path.join(TOP, "etc", "meccd.conf"), "/etc/meccd/meccd.conf", 0o640)
+        root.put(os.path.join(GEN, "etc", "meccd.conf"), "/etc/meccd/meccd.conf", 0o640)
         with open(root.p("/etc/meccd/smtp-password"), "w") as f:
             f.write("secret\n")
         os.chmod(root.p("/etc/meccd/smtp-password"), 0o644)
@@ -194,7 +214,7 @@ def test_sysusers_and_tmpfiles_make_the_layout():
             st = os.stat(root.p(rel))
             return st.st_uid, st.st_gid, st.st_mode & 0o7777
 
-        assert owner_mode("/var/lib/meccd") == (uid, gid, 0o700)
+        assert owner_mode("/var/lib/meccd") == (uid, gid, 0o2770)
         assert owner_mode("/etc/meccd") == (0, 0, 0o755)
         assert owner_mode("/etc/meccd/meccd.conf") == (0, gid, 0o640), "meccd could not read its config"
         assert owner_mode("/etc/meccd/smtp-password") == (0, 0, 0o600)
@@ -202,7 +222,7 @@ def test_sysusers_and_tmpfiles_make_the_layout():
 
 def test_man_pages_are_warning_free():
     for page in MAN_PAGES:
-        path = os.path.join(TOP, "man", page)
+        path = os.path.join(GEN, "man", page)
         assert os.path.exists(path), "missing man page " + page
         p = run("groff", "-man", "-ww", "-z", path)
         assert p.returncode == 0 and p.stderr == "", "%s:\n%s" % (page, p.stderr)

@@ -1,20 +1,29 @@
 #!/bin/sh
 # run.sh - system test: meccd under a real systemd 252 booted as PID 1 of its own
 # PID/mount/net/UTS/IPC/cgroup namespaces on a private Debian 12 tree, checked with the
-# real tools (systemctl, journalctl, systemd-analyze) and a real SMTP relay inside.
+# real tools (systemctl, journalctl, systemd-analyze, apt-get) and a real SMTP relay inside.
+#
+# Two boots, each on a fresh overlay of the same tree:
+#   1. `make install` as an admin does it (PREFIX=/usr/local): the service, its sandbox,
+#      reload (a typo fails `systemctl reload`), the journal, the booking website's user
+#      writing registrations through the group meccd; then the same container reinstalled
+#      with `make install PREFIX=/usr`, as a packager does: the unit runs /usr/sbin/meccd.
+#   2. the Debian package (`make deb`, build/deb/meccd_*.deb), installed with apt-get in
+#      the tree before boot: enabled and running at boot, sends mail, purged clean.
 #
 #   sh tests/system/run.sh             bootstrap (once), install, boot, check, power off
 #   sh tests/system/run.sh bootstrap   only build the tree
-#   sh tests/system/run.sh keep        the same, but leave the container running after the
-#                                      checks (meccd stopped), to look around with:
+#   sh tests/system/run.sh keep        the same, but leave the second container running
+#                                      after the checks, to look around with:
 #   sh tests/system/run.sh in CMD...   run CMD inside the running container
 #   sh tests/system/run.sh poweroff    power it off
 #
 # The tree (.systest/root, debootstrap --variant=minbase, about 320 MB) is built once and
 # reused; it is never booted directly nor changed: each boot mounts an overlay whose upper
-# layer (.systest/run/upper, wiped at every run) receives `make install DESTDIR=...`.
-# systemd never sees the host's filesystem: /proc/sys and sysfs are read-only, /dev is a
-# private tmpfs with a few nodes, and the capability bounding set is reduced.
+# layer (.systest/run/upper, wiped before each boot) receives `make install DESTDIR=...`
+# or the package. systemd never sees the host's filesystem: /proc/sys and sysfs are
+# read-only, /dev is a private tmpfs with a few nodes, and the capability bounding set is
+# reduced.
 #
 # Prints TAP ("ok N - ...", "not ok N - ...") and ends with "N passed, N failed".
 # Without the rights to make namespaces it prints "ok 1 # SKIP reason" and exits 0.
@@ -26,7 +35,9 @@ BASE=${SYSTEST_BASE:-$TOP/.systest}
 ROOTFS=$BASE/root
 RUN=$BASE/run
 LOG=$BASE/boot.log
-INCLUDE=systemd,systemd-sysv,dbus,procps,tzdata,libconfuse2,libcurl4,libsqlite3-0,python3-aiosmtpd
+DEB_DIR=${SYSTEST_DEB_DIR:-$TOP/build/deb}
+BOOT_N=0
+INCLUDE=systemd,systemd-sysv,dbus,procps,tzdata,libconfuse2,libcurl4,libsqlite3-0,python3-aiosmtpd,sqlite3
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-60}
 SMTP_PORT=2525
 SMTP_HOST=relay.systest.example     # via /etc/hosts: name lookup works in the sandbox
@@ -135,14 +146,16 @@ in_ct() {
 }
 
 boot() {
+        BOOT_N=$((BOOT_N + 1))
+        CGN=systest.$$.$BOOT_N
         CG=$(cg_root)
         ORIG=$CG$(sed -n 's/^0:://p' /proc/self/cgroup)
-        mkdir "$CG/systest.$$" || return 1
-        echo "$CG/systest.$$" >"$RUN/cgroup"
+        mkdir "$CG/$CGN" || return 1
+        echo "$CG/$CGN" >"$RUN/cgroup"
         # script(1) gives the container a pty, its /dev/console, logged to $LOG; the
         # shell moves itself into the fresh cgroup, which unshare --cgroup then makes
         # the container's cgroup root.
-        setsid script -q -f -e -c "echo \$\$ > '$CG/systest.$$/cgroup.procs' && exec unshare --pid --fork --mount --net --uts --ipc --cgroup --propagation private /bin/sh '$SELF' __inner" \
+        setsid script -q -f -e -c "echo \$\$ > '$CG/$CGN/cgroup.procs' && exec unshare --pid --fork --mount --net --uts --ipc --cgroup --propagation private /bin/sh '$SELF' __inner" \
                 "$LOG" </dev/null >/dev/null 2>&1 &
         P=$!
         echo "$P" >"$RUN/script.pid"
@@ -150,7 +163,7 @@ boot() {
         while [ $i -lt 50 ]; do
                 U=$(awk '{ print $1 }' "/proc/$P/task/$P/children" 2>/dev/null || true)
                 [ -n "$U" ] && S=$(awk '{ print $1 }' "/proc/$U/task/$U/children" 2>/dev/null || true)
-                [ -n "$S" ] && grep -q "^0::/systest.$$\$" "/proc/$U/cgroup" 2>/dev/null && break
+                [ -n "$S" ] && grep -q "^0::/$CGN\$" "/proc/$U/cgroup" 2>/dev/null && break
                 sleep 0.1
                 i=$((i + 1))
         done
@@ -215,13 +228,53 @@ skip() {
 }
 
 # ------------------------------------------------------------------- install
+fresh_upper() {
+        rm -rf "$RUN/upper" "$RUN/work"
+        mkdir -p "$RUN/upper" "$RUN/work" "$RUN/merged"
+}
+
 # What an admin does with `make install`, into the overlay's upper layer before boot,
 # plus this test's config, password and relay.
 stage() {
-        U=$RUN/upper
-        timeout 600 make -s -C "$TOP" install DESTDIR="$U" PREFIX=/usr/local >"$BASE/install.log" 2>&1 ||
+        fresh_upper
+        timeout 600 make -s -C "$TOP" install DESTDIR="$RUN/upper" PREFIX=/usr/local >"$BASE/install.log" 2>&1 ||
                 { sed 's/^/# /' "$BASE/install.log" | tail -n 20; return 1; }
-        mkdir -p "$U/etc/systemd/system" "$U/srv/systest"
+        stage_test_files
+}
+
+# The package, installed with apt-get into the tree (seen through a fresh overlay) as
+# on a real machine, in a private mount namespace with /proc, before boot: no
+# /run/systemd/system there, so the maintainer scripts enable the unit but start nothing.
+# Then what an admin does next: the relay's settings and password.
+deb_stage() {
+        DEB=$(ls "$DEB_DIR"/meccd_*.deb 2>/dev/null | head -n1)
+        [ -n "$DEB" ] || { say "no package in $DEB_DIR: run make deb"; return 1; }
+        say "package: $DEB"
+        fresh_upper
+        cp "$DEB" "$RUN/meccd.deb"
+        unshare --mount --propagation private /bin/sh "$SELF" __chroot_apt >"$BASE/apt.log" 2>&1 ||
+                { sed 's/^/# /' "$BASE/apt.log" | tail -n 20; return 1; }
+        grep -q "^Setting up meccd " "$BASE/apt.log" || return 1
+        [ -f "$RUN/upper/usr/lib/systemd/system/meccd.service" ] &&
+                [ -L "$RUN/upper/etc/systemd/system/multi-user.target.wants/meccd.service" ] || return 1
+        stage_test_files
+}
+
+chroot_apt() {
+        set -e
+        M=$RUN/merged
+        mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$RUN/upper,workdir=$RUN/work" "$M"
+        mount -t proc proc "$M/proc"
+        cp --remove-destination /etc/resolv.conf "$M/etc/resolv.conf"
+        cp "$RUN/meccd.deb" "$M/tmp/meccd.deb"
+        timeout 300 chroot "$M" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y --no-install-recommends -o Dpkg::Use-Pty=0 /tmp/meccd.deb
+        rm -f "$M/tmp/meccd.deb"
+}
+
+stage_test_files() {
+        U=$RUN/upper
+        mkdir -p "$U/etc/systemd/system" "$U/srv/systest" "$U/etc/meccd"
         ln -sfn /dev/null "$U/etc/systemd/system/console-getty.service"
         printf '127.0.0.1\tlocalhost\n127.0.0.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$SMTP_HOST" >"$U/etc/hosts"
         write_conf "$U/etc/meccd/meccd.conf"
@@ -252,6 +305,54 @@ EOF
         [ $# -lt 2 ] || printf '%s\n' "$2" >>"$1"
 }
 
+# ------------------------------------------------------------- README blocks
+# The README's commands as an admin pastes them. readme_block HEADING N: the Nth
+# indented block after the line HEADING, before the next heading.
+readme_block() {
+        awk -v h="$1" -v n="$2" '
+                /^#/ { on = ($0 == h); b = 0; inb = 0 }
+                !on { next }
+                /^    / { if (!inb) { b++; inb = 1 } if (b == n) { sub(/^    /, ""); print } next }
+                { inb = 0 }' "$TOP/README.md"
+}
+
+# run_readme HEADING N MAKE_ARGS: that block, pasted into a root shell in the container:
+# its lines go to sh on its standard input, so a command reading its input would swallow
+# the lines after it, as in a terminal. A `make` line runs here, on the source tree, with
+# DESTDIR= the container's root and MAKE_ARGS added (skipped when MAKE_ARGS is "-":
+# `make install` was staged before boot).
+run_readme() {
+        readme_block "$1" "$2" >"$RUN/block"
+        [ -s "$RUN/block" ] || { say "README.md has no block $2 under \"$1\""; return 1; }
+        : >"$RUN/chunk"
+        while IFS= read -r line; do
+                case $line in
+                make\ *)
+                        flush_chunk || return 1
+                        [ "$3" = - ] && continue
+                        croot=/proc/$(cat "$RUN/systemd.pid")/root
+                        [ -d "$croot/srv/systest" ] || { say "no container root at $croot"; return 1; }
+                        cmd=$(printf '%s' "${line%%#*}" | sed 's/ *$//')
+                        say "\$ $cmd $3 (DESTDIR=the container's root)"
+                        timeout 600 $cmd -s -C "$TOP" DESTDIR="$croot" $3 >"$BASE/readme-make.log" 2>&1 ||
+                                { sed 's/^/#   /' "$BASE/readme-make.log" | tail -n 20; return 1; }
+                        ;;
+                *) printf '%s\n' "$line" >>"$RUN/chunk" ;;
+                esac
+        done <"$RUN/block"
+        flush_chunk
+}
+
+flush_chunk() {
+        [ -s "$RUN/chunk" ] || return 0
+        sed 's/^/# $ /' "$RUN/chunk"
+        in_ct 120 sh -e <"$RUN/chunk" >"$RUN/chunk.out" 2>&1
+        rc=$?
+        : >"$RUN/chunk"
+        [ $rc -eq 0 ] || sed 's/^/#   /' "$RUN/chunk.out" | tail -n 20
+        return $rc
+}
+
 # --------------------------------------------------------------------- checks
 active() { [ "$(in_ct systemctl is-active meccd)" = active ]; }
 prop() { in_ct systemctl show -P "$1" meccd; }
@@ -274,13 +375,14 @@ pid_status() { in_ct cat "/proc/$MAINPID/status"; }
 in_svc() { in_ct nsenter --target "$MAINPID" --mount "$@"; }
 cred_dir() { in_ct cat "/proc/$MAINPID/environ" | tr '\0' '\n' | sed -n 's/^CREDENTIALS_DIRECTORY=//p'; }
 
+# The README's install block after `make install` (staged before boot), pasted: the
+# user, the directories and their modes; a password already there is kept.
 check_admin_steps() {
-        in_ct systemd-sysusers meccd.conf &&
-                in_ct systemd-tmpfiles --create meccd.conf &&
-                in_ct journalctl --update-catalog &&
-                in_ct systemctl daemon-reload &&
+        run_readme "## Installing as a service" 1 - &&
                 in_ct getent passwd meccd >/dev/null &&
-                [ "$(in_ct stat -c '%U:%G %a' /var/lib/meccd)" = "meccd:meccd 700" ] &&
+                [ "$(in_ct cat /etc/meccd/smtp-password)" = "$PASSWORD" ] &&
+                [ "$(in_ct stat -c '%U:%G %a' /etc/meccd/smtp-password)" = "root:root 600" ] &&
+                [ "$(in_ct stat -c '%U:%G %a' /var/lib/meccd)" = "meccd:meccd 2770" ] &&
                 [ "$(in_ct stat -c '%U:%G %a' /etc/meccd/meccd.conf)" = "root:meccd 640" ]
 }
 
@@ -289,9 +391,11 @@ check_verify() {
         [ ! -s "$RUN/verify.out" ] || { sed 's/^/# /' "$RUN/verify.out"; return 1; }
 }
 
+# The README's "check and start" block.
 check_start() {
-        in_ct 60 systemctl start meccd || { journal -n 20 -o cat | sed 's/^/# /'; return 1; }
-        active && MAINPID=$(prop MainPID) && [ "$MAINPID" -gt 0 ]
+        run_readme "## Installing as a service" 3 - || { journal -n 20 -o cat | sed 's/^/# /'; return 1; }
+        wait_for 10 active && MAINPID=$(prop MainPID) && [ "$MAINPID" -gt 0 ] &&
+                [ "$(in_ct systemctl is-enabled meccd)" = enabled ]
 }
 
 check_status_text() {
@@ -339,13 +443,46 @@ check_reload_good() {
                 wait_for 10 has_mid 726b9fb4886a457287aca0a6310cc885
 }
 
+# events the daemon itself logged (the reload's check logs under the unit too)
+count_mid() { journal -o cat MESSAGE_ID="$1" _PID="$MAINPID" | wc -l; }
+more_mid() { [ "$(count_mid "$1")" -gt "$2" ]; }
+typo_logged() { journal -o cat | grep -qF "/etc/meccd/meccd.conf:$TYPO_LINE: no such option 'scan_intervall'"; }
+
+# An admin means scan_interval and types scan_intervall: `systemctl reload` runs
+# `meccd --check-config` first, so the reload fails where the admin sees it, and the
+# daemon is never signalled: same process, which logs neither a reload nor a rejected
+# configuration, so it runs on with the old one.
+check_reload_typo() {
+        write_conf "$RUN/typo.conf" "scan_intervall = 5"
+        TYPO_LINE=$(wc -l <"$RUN/typo.conf")
+        reloads=$(count_mid 726b9fb4886a457287aca0a6310cc885)
+        rejects=$(count_mid c12299e5dcc240f3abe7a594af1583bf)
+        in_ct sh -c 'cat > /etc/meccd/meccd.conf' <"$RUN/typo.conf" || return 1
+        if in_ct 30 systemctl reload meccd 2>"$RUN/reload.err"; then
+                say "systemctl reload succeeded with a typo in the config"
+                return 1
+        fi
+        say "systemctl reload: $(head -n1 "$RUN/reload.err")"
+        say "ReloadResult=$(prop ReloadResult)"
+        wait_for 10 typo_logged ||
+                { say "no check-config error naming line $TYPO_LINE in the journal"; journal -n 5 -o cat | sed 's/^/# /'; return 1; }
+        say "journal: $(journal -o short | grep -F "no such option 'scan_intervall'" | tail -n1 | cut -d' ' -f5-)"
+        sleep 2 # a signal would have been handled by now
+        active && [ "$(prop MainPID)" = "$MAINPID" ] &&
+                [ "$(count_mid 726b9fb4886a457287aca0a6310cc885)" = "$reloads" ] &&
+                [ "$(count_mid c12299e5dcc240f3abe7a594af1583bf)" = "$rejects" ]
+}
+
+# SIGHUP straight to the daemon (kill -HUP, bypassing the check): meccd keeps its old
+# configuration by itself and says why.
 check_reload_bad() {
         write_conf "$RUN/bad.conf" "bogus_option = 7"
         BAD_LINE=$(wc -l <"$RUN/bad.conf")
+        rejects=$(count_mid c12299e5dcc240f3abe7a594af1583bf)
         in_ct sh -c 'cat > /etc/meccd/meccd.conf' <"$RUN/bad.conf" &&
-                in_ct 30 systemctl reload meccd
-        wait_for 10 has_mid c12299e5dcc240f3abe7a594af1583bf || { say "no reload-failed event"; return 1; }
-        BAD_MSG=$(journal -o cat MESSAGE_ID=c12299e5dcc240f3abe7a594af1583bf)
+                in_ct 30 systemctl kill -s HUP --kill-whom=main meccd
+        wait_for 10 more_mid c12299e5dcc240f3abe7a594af1583bf "$rejects" || { say "no reload-failed event"; return 1; }
+        BAD_MSG=$(journal -o cat MESSAGE_ID=c12299e5dcc240f3abe7a594af1583bf _PID="$MAINPID")
         say "reload-failed: $BAD_MSG"
         active && [ "$(prop MainPID)" = "$MAINPID" ] &&
                 echo "$BAD_MSG" | grep -q "/etc/meccd/meccd.conf" && echo "$BAD_MSG" | grep -q "bogus_option"
@@ -432,6 +569,98 @@ check_stop() {
                 has_mid 2dcc4f83933042e79d4afcdb86afa7e5
 }
 
+mail_to() { in_ct sh -c 'cat /srv/systest/mail/*.json 2>/dev/null' | grep -qF "\"$1\""; }
+db_sql() { in_ct sqlite3 -cmd '.timeout 5000' /var/lib/meccd/meccd.db "$1"; }
+
+# The database's directory and files as the website's user needs them: the directory
+# 2770 meccd:meccd, the database and its -wal/-shm 0660 in the group meccd.
+check_shared_layout() {
+        lay=$(in_ct stat -c '%n %a %U:%G' /var/lib/meccd /var/lib/meccd/meccd.db /var/lib/meccd/meccd.db-wal /var/lib/meccd/meccd.db-shm)
+        echo "$lay" | sed 's/^/# /'
+        [ "$lay" = "/var/lib/meccd 2770 meccd:meccd
+/var/lib/meccd/meccd.db 660 meccd:meccd
+/var/lib/meccd/meccd.db-wal 660 meccd:meccd
+/var/lib/meccd/meccd.db-shm 660 meccd:meccd" ]
+}
+
+# The booking website's user (www-data) joins the group meccd and writes a
+# registration with sqlite3 while meccd runs: it is admitted and emailed. A user
+# outside the group can neither read nor write.
+check_website() {
+        run_readme "### The booking website" 1 - || return 1
+        web="setpriv --reuid=www-data --regid=www-data --init-groups"
+        ins="INSERT INTO registrations (session_id, name, email, registered_at) VALUES ($SID, 'Sam Website', 'sam.website@example.net', unixepoch());"
+        in_ct $web sqlite3 -cmd '.timeout 5000' /var/lib/meccd/meccd.db "$ins" || { say "www-data could not insert"; return 1; }
+        if in_ct setpriv --reuid=nobody --regid=nogroup --clear-groups sqlite3 /var/lib/meccd/meccd.db \
+                "SELECT count(*) FROM registrations" >/dev/null 2>&1; then
+                say "nobody could read the database"
+                return 1
+        fi
+        wait_for 30 mail_to sam.website@example.net || { say "no email for the website's registration"; return 1; }
+        st=$(db_sql "SELECT status FROM registrations WHERE email = 'sam.website@example.net'")
+        say "the website's registration is $st"
+        [ "$st" = booked ] && check_shared_layout
+}
+
+# The same container reinstalled as a packager installs, with the README's upgrade
+# block and PREFIX=/usr: the /usr/local binaries removed first, so only the unit's own
+# ExecStart= can make it run. The config and templates in place are kept.
+check_upgrade_usr() {
+        conf=$(in_ct md5sum /etc/meccd/meccd.conf)
+        in_ct rm -f /usr/local/sbin/meccd /usr/local/sbin/meccctl &&
+                run_readme "### Upgrade" 1 PREFIX=/usr || return 1
+        path=$(in_ct systemctl show -P ExecStart meccd | sed -n 's/.*path=\([^ ;]*\).*/\1/p')
+        say "ExecStart path=$path"
+        [ "$path" = /usr/sbin/meccd ] && [ "$(in_ct md5sum /etc/meccd/meccd.conf)" = "$conf" ] &&
+                ! in_ct sh -c 'ls /etc/meccd/templates/*.dist' 2>/dev/null && check_verify
+}
+
+check_usr_runs() {
+        wait_for 10 active && MAINPID=$(prop MainPID) || { journal -n 20 -o cat | sed 's/^/# /'; return 1; }
+        exe=$(in_ct readlink "/proc/$MAINPID/exe")
+        say "running: $exe"
+        [ "$exe" = /usr/sbin/meccd ] && in_ct 30 systemctl reload meccd && active &&
+                [ "$(prop MainPID)" = "$MAINPID" ]
+}
+
+# The README's uninstall block: meccd stopped, its files gone but the admin's.
+check_uninstall() {
+        run_readme "### Uninstall" 1 PREFIX=/usr || return 1
+        left=$(in_ct sh -c 'ls -d /usr/sbin/meccd /usr/sbin/meccctl /usr/lib/systemd/system/meccd.service \
+                /usr/lib/systemd/catalog/meccd.catalog /usr/share/man/man5/meccd-database.5 2>/dev/null')
+        [ -z "$left" ] || { say "left behind: $left"; return 1; }
+        ! in_ct pgrep -x meccd >/dev/null && [ "$(prop LoadState)" = not-found ] &&
+                in_ct test -f /etc/meccd/meccd.conf && in_ct test -f /var/lib/meccd/meccd.db &&
+                ! in_ct journalctl --list-catalog 1a599a6dfd304984bc71bed2ce18e25c 2>/dev/null | grep -q meccd
+}
+
+# After the package's installation and a boot, with nothing started by hand.
+check_deb_boot() {
+        en=$(in_ct systemctl is-enabled meccd)
+        say "meccd.service is $en, $(in_ct systemctl is-active meccd)"
+        [ "$en" = enabled ] && wait_for 20 active && MAINPID=$(prop MainPID) &&
+                [ "$(in_ct readlink "/proc/$MAINPID/exe")" = /usr/sbin/meccd ] &&
+                [ "$(prop FragmentPath)" = /lib/systemd/system/meccd.service ] &&
+                [ "$(in_ct stat -c '%U:%G %a' /etc/meccd/meccd.conf)" = "root:meccd 640" ] &&
+                check_shared_layout
+}
+
+# apt-get purge: the service stopped, and nothing of it left but the user.
+check_purge() {
+        in_ct 120 env DEBIAN_FRONTEND=noninteractive apt-get purge -y meccd >"$RUN/purge.log" 2>&1 ||
+                { sed 's/^/# /' "$RUN/purge.log" | tail -n 20; return 1; }
+        if grep -i 'warning' "$RUN/purge.log" | sed 's/^/# /' | grep .; then return 1; fi
+        left=$(in_ct sh -c 'ls -d /etc/meccd /var/lib/meccd /lib/systemd/system/meccd.service /usr/sbin/meccd \
+                /etc/systemd/system/multi-user.target.wants/meccd.service /usr/lib/sysusers.d/meccd.conf \
+                /usr/lib/tmpfiles.d/meccd.conf /usr/lib/systemd/catalog/meccd.catalog 2>/dev/null')
+        [ -z "$left" ] || { say "left behind: $left"; return 1; }
+        st=$(in_ct dpkg-query -W -f='${db:Status-Abbrev}' meccd 2>/dev/null)
+        say "dpkg: ${st:-unknown}; user kept: $(in_ct getent passwd meccd | cut -d: -f1,3)"
+        ! in_ct pgrep -x meccd >/dev/null && [ "$(prop LoadState)" = not-found ] &&
+                [ -z "$st" -o "$st" = "un " -o "$st" = "pn " ] &&
+                ! in_ct journalctl --list-catalog 1a599a6dfd304984bc71bed2ce18e25c 2>/dev/null | grep -q meccd
+}
+
 # ----------------------------------------------------------------------- main
 main() {
         [ "$(id -u)" = 0 ] || skip "needs root to create namespaces"
@@ -449,20 +678,22 @@ main() {
                 shutdown
         fi
         rm -rf "$RUN"
-        mkdir -p "$RUN/upper" "$RUN/work" "$RUN/merged"
-        check "make install DESTDIR=<overlay> PREFIX=/usr/local" stage || finish
-
+        mkdir -p "$RUN"
         trap 'shutdown >/dev/null' EXIT
         trap 'exit 1' INT TERM
+
+        say "boot 1: make install"
+        check "make install DESTDIR=<overlay> PREFIX=/usr/local" stage || finish
+        LOG=$BASE/boot-make.log
         t_boot=$(now)
         check "systemd boots as PID 1 of its own namespaces" boot || { shutdown; finish; }
         say "boot took $(since "$t_boot") s"
 
         t_checks=$(now)
-        check "install steps: sysusers, tmpfiles, catalog, daemon-reload" check_admin_steps
+        check "README install block pasted: sysusers, tmpfiles, catalog, daemon-reload, password kept" check_admin_steps
         check "systemd-analyze verify meccd.service prints nothing" check_verify
         check "relay with AUTH listening inside the container" relay_start
-        check "systemctl start meccd: active" check_start
+        check "README: meccd --check-config, systemctl enable --now meccd: active, enabled" check_start
         MAINPID=${MAINPID:-0}
         check "systemctl status shows the STATUS= text" check_status_text
         check "meccd runs as meccd, no capabilities, seccomp, no_new_privs" check_sandbox
@@ -470,31 +701,51 @@ main() {
         check "password only through LoadCredential=" check_credential
         check "journal has the started event (MESSAGE_ID)" check_journal_started
         check "systemctl reload, good config: still active, same MainPID, logged" check_reload_good
-        check "systemctl reload, bad config: still active, journal names file and option" check_reload_bad
+        check "systemctl reload, typo scan_intervall: reload fails, journal names the line, same daemon, not reloaded" check_reload_typo
+        check "kill -HUP, bad config: still active, journal names file and option" check_reload_bad
         check "the reload error gives the bad option's line number" check_bad_line
         check "good config back" restore_conf
         check "meccctl session add + register: confirmation at the relay, with AUTH" check_mail
         check "journalctl -o json has MECCD_SESSION/REGISTRATION/KIND/OUTBOX" check_journal_fields
         check "journal carries no address, name or password" check_journal_private
         check "journalctl -x shows the catalog text, fields filled in" check_catalog
+        check "website user in group meccd inserts with sqlite3: booked and emailed; others locked out" check_website
         check "unit starts without /etc/meccd/smtp-password" check_no_credential_file
         check "WatchdogSec=2s: pings keep it alive, no restart" check_watchdog
         check "systemctl stop meccd: inactive, Result=success, exit 0" check_stop
+        check "README upgrade with make install PREFIX=/usr, /usr/local gone: ExecStart=/usr/sbin/meccd, config kept, verify clean" check_upgrade_usr
+        check "PREFIX=/usr: restarted, runs /usr/sbin/meccd, reload works" check_usr_runs
+        check "README uninstall: stopped, binaries, unit and catalog gone, config and database kept" check_uninstall
         say "checks took $(since "$t_checks") s"
+        t_off=$(now)
+        check "SIGRTMIN+4 powers off, no process left behind" shutdown
+        say "power off took $(since "$t_off") s"
 
+        say "boot 2: the Debian package"
+        t_apt=$(now)
+        check "apt-get install ./meccd_*.deb in the tree: unpacked, unit enabled" deb_stage || finish
+        say "apt-get took $(since "$t_apt") s"
+        LOG=$BASE/boot-deb.log
+        check "systemd boots the tree with the package" boot || { shutdown; finish; }
+        check "after boot: meccd enabled and running /usr/sbin/meccd, config root:meccd 640, state shared with the group" check_deb_boot
+        check "relay with AUTH listening inside the container" relay_start
+        check "the package's meccd sends a confirmation through the relay" check_mail
+        check "journalctl -x explains its events (catalog updated by the package)" check_catalog
         if [ "${1:-}" = keep ]; then
                 trap - EXIT
                 say "container left running: sh $SELF in CMD..., then sh $SELF poweroff"
                 finish
         fi
+        check "apt-get purge meccd: stopped, no file left in /etc/meccd, /var/lib/meccd, unit gone" check_purge
         t_off=$(now)
         check "SIGRTMIN+4 powers off, no process left behind" shutdown
-        say "power off took $(since "$t_off") s; total $(since "$T") s"
+        say "total $(since "$T") s"
         finish
 }
 
 case ${1:-} in
 __inner) inner ;;
+__chroot_apt) chroot_apt ;;
 in) shift; in_ct 600 "$@" ;;
 poweroff) shutdown ;;
 *) main "$@" ;;
