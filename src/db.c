@@ -111,6 +111,14 @@ static const char *const migrations[] = {
         "ALTER TABLE sessions ADD COLUMN problem TEXT;"
         "UPDATE sessions SET told_starts_at = starts_at, told_ends_at = ends_at, told_join_url = join_url;"
         "CREATE INDEX sessions_problem ON sessions(id) WHERE problem IS NOT NULL;",
+        /* The second version of the website's contract (meccd-database(5)): courses, the
+         * hub's own ids, the volunteer's organisation. All optional; NULL by default. */
+        "ALTER TABLE sessions ADD COLUMN course TEXT;"
+        "ALTER TABLE sessions ADD COLUMN ref TEXT;"
+        "CREATE UNIQUE INDEX sessions_ref ON sessions(ref);"
+        "ALTER TABLE registrations ADD COLUMN organisation TEXT;"
+        "ALTER TABLE registrations ADD COLUMN ref TEXT;"
+        "CREATE UNIQUE INDEX registrations_ref ON registrations(ref);",
 };
 
 int db_errno(int rc)
@@ -479,7 +487,8 @@ char *db_meta_get(db_t *db, const char *key)
 
 static const char SQL_SESSION_GET[] =
         "SELECT id, title, starts_at, ends_at, ifnull(closes_at, 0), capacity, join_url,"
-        " elearning_url, trainer_email, status, seq, change_note, problem FROM sessions WHERE id = ?";
+        " elearning_url, trainer_email, status, seq, change_note, problem, course, ref"
+        " FROM sessions WHERE id = ?";
 static const char SQL_SESSION_COUNTS[] =
         "SELECT (SELECT count(*) FROM registrations WHERE session_id = ?1 AND status = 'booked'),"
         " (SELECT count(*) FROM registrations WHERE session_id = ?1 AND status = 'waitlisted')";
@@ -525,6 +534,8 @@ int db_session_get_plain(db_t *db, int64_t id, session_t *ret)
                 s.seq = sqlite3_column_int(st, 10);
                 s.change_note = db_col_text(st, 11);
                 s.problem = db_col_text(st, 12);
+                s.course = db_col_text(st, 13);
+                s.ref = db_col_text(st, 14);
                 s.booked = s.waitlisted = -1;
                 if (!s.title || s.status < 0) {
                         session_clear(&s);
@@ -555,12 +566,15 @@ void session_clear(session_t *s)
         free(s->trainer_email);
         free(s->change_note);
         free(s->problem);
+        free(s->course);
+        free(s->ref);
         memset(s, 0, sizeof(*s));
 }
 
 static const char SQL_REG_GET[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
-        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0) FROM registrations WHERE id = ?";
+        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref"
+        " FROM registrations WHERE id = ?";
 
 /* Fill *ret from the columns of SQL_REG_GET's select list. 0 or -ENOMEM. */
 static int registration_from_row(sqlite3_stmt *st, registration_t *ret)
@@ -576,6 +590,8 @@ static int registration_from_row(sqlite3_stmt *st, registration_t *ret)
         g.registered_at = sqlite3_column_int64(st, 6);
         g.elearning_done_at = sqlite3_column_int64(st, 7);
         g.booked_at = sqlite3_column_int64(st, 8);
+        g.organisation = db_col_text(st, 9);
+        g.ref = db_col_text(st, 10);
         if (!g.name || !g.email || g.status < 0) {
                 registration_clear(&g);
                 return -ENOMEM;
@@ -601,7 +617,7 @@ int db_registration_get(db_t *db, int64_t id, registration_t *ret)
 
 static const char SQL_BOOKED_BY_NAME[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
-        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0) FROM registrations"
+        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref FROM registrations"
         " WHERE session_id = ?1 AND status = ?2 ORDER BY name, id";
 
 int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t *ret_n)
@@ -704,5 +720,7 @@ void registration_clear(registration_t *r)
         free(r->name);
         free(r->email);
         free(r->token);
+        free(r->organisation);
+        free(r->ref);
         memset(r, 0, sizeof(*r));
 }

@@ -64,12 +64,15 @@ typedef struct {
         long seq;            /* iCalendar SEQUENCE: rises with each change */
         char *change_note;   /* what the last change was, for session_changed */
         char *problem;       /* why it is held back (the website wrote something wrong), or NULL */
+        char *course;        /* a course of the config, or NULL: the global settings */
+        char *ref;           /* the hub's id for the event, or NULL */
         long booked, waitlisted;
 } session_t;
 
 typedef struct {
         int64_t id, session_id;
         char *name, *email, *token;
+        char *organisation, *ref; /* the volunteer's organisation, the hub's booking ref */
         reg_status_t status;
         int64_t registered_at, elearning_done_at, booked_at; /* 0: absent */
 } registration_t;

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* One MESSAGE_ID per event type; each has an entry in systemd/meccd.catalog. */
+/* One MESSAGE_ID per event type; each has an entry in systemd/meccd.catalog.in. */
 #define MID_STARTED          "1a599a6dfd304984bc71bed2ce18e25c"
 #define MID_STOPPING         "2dcc4f83933042e79d4afcdb86afa7e5"
 #define MID_RELOADED         "726b9fb4886a457287aca0a6310cc885"
