@@ -1,5 +1,6 @@
 /* csv.c - RFC 4180 reading (what spreadsheets write) and writing. Pure. */
 #include "csv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -49,41 +50,6 @@ static int grow(void **array, size_t *cap, size_t need, size_t size) {
         *array = a;
         *cap = n;
         return 0;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n) {
-        size_t i = 0;
-
-        while (i < n) {
-                unsigned char c = s[i];
-                unsigned cp, k;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf)
-                        k = 1, cp = c & 0x1f;
-                else if (c >= 0xe0 && c <= 0xef)
-                        k = 2, cp = c & 0x0f;
-                else if (c >= 0xf0 && c <= 0xf4)
-                        k = 3, cp = c & 0x07;
-                else
-                        return false;
-                if (n - i <= k)
-                        return false;
-                for (unsigned j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (s[i + j] & 0x3f);
-                }
-                if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-                    (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-                i += k + 1;
-        }
-        return true;
 }
 
 static bool at_eol(const cursor_t *c) {
@@ -159,7 +125,7 @@ static int read_field(cursor_t *c, char **ret) {
                 r = fail_field(c, "NUL byte in field");
                 goto out;
         }
-        if (!utf8_valid((const unsigned char *) b.data, b.len)) {
+        if (!text_utf8_valid(b.data, b.len)) {
                 r = fail_field(c, "invalid UTF-8 in field");
                 goto out;
         }

@@ -14,37 +14,11 @@
 
 #include "buf.h"
 #include "ics.h"
+#include "text.h"
 
 #define FOLD_OCTETS 75     /* RFC 5545 3.1 */
 #define MAX_CHANGES 64     /* offset changes in the scanned years; real zones have <= 4 a year */
 #define SCAN_STEP 86400    /* no zone changes offset twice within a day */
-
-/* Length of the well-formed UTF-8 sequence at s, 0 if there is none. */
-static size_t utf8_valid(const unsigned char *s, size_t n) {
-        uint32_t cp, min;
-        size_t len;
-
-        if (s[0] < 0x80)
-                return 1;
-        if ((s[0] & 0xe0) == 0xc0)
-                len = 2, cp = s[0] & 0x1f, min = 0x80;
-        else if ((s[0] & 0xf0) == 0xe0)
-                len = 3, cp = s[0] & 0x0f, min = 0x800;
-        else if ((s[0] & 0xf8) == 0xf0)
-                len = 4, cp = s[0] & 0x07, min = 0x10000;
-        else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
 
 /* Write one content line, folded at 75 octets without splitting a UTF-8 sequence. */
 static void put_line(buf_t *out, const buf_t *line) {
@@ -94,7 +68,7 @@ static void put_text(buf_t *b, const char *s) {
 
         for (size_t i = 0; i < n;) {
                 unsigned char c = (unsigned char) s[i];
-                size_t len = utf8_valid((const unsigned char *) s + i, n - i);
+                size_t len = text_utf8_decode(s + i, n - i, NULL);
 
                 if (len == 0) {
                         buf_puts(b, "\xef\xbf\xbd");
@@ -424,7 +398,7 @@ static int organizer(ics_t *c, const char *s) {
         if (name && name < name_end) {
                 buf_puts(&c->line, ";CN=\"");
                 for (const char *p = name; p < name_end;) {
-                        size_t len = utf8_valid((const unsigned char *) p, name_end - p);
+                        size_t len = text_utf8_decode(p, name_end - p, NULL);
 
                         if (len == 0) {
                                 buf_puts(&c->line, "\xef\xbf\xbd");

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "message.h"
+#include "text.h"
 
 /* RFC 5322 allows 78; 76 keeps every header line within RFC 2047's limit for lines that
  * hold encoded-words, whatever mix of plain and encoded words a line gets */
@@ -26,39 +27,6 @@
 #define B64_LINE_BYTES 57 /* 76 characters of base64 */
 #define FILENAME_MAX_BYTES 200
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF), 0 if there is none. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret_cp) {
-        uint32_t cp, min;
-        size_t len;
-
-        if (n == 0)
-                return 0;
-        if (s[0] < 0x80) {
-                *ret_cp = s[0];
-                return 1;
-        }
-        if ((s[0] & 0xe0) == 0xc0) {
-                len = 2, cp = s[0] & 0x1f, min = 0x80;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                len = 3, cp = s[0] & 0x0f, min = 0x800;
-        } else if ((s[0] & 0xf8) == 0xf0) {
-                len = 4, cp = s[0] & 0x07, min = 0x10000;
-        } else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        *ret_cp = cp;
-        return len;
-}
-
 /* C0, DEL, C1 and the Unicode line/paragraph separators: anything a reader could take
  * for a line break or that has no business in a header. */
 static bool is_header_control(uint32_t cp) {
@@ -68,8 +36,8 @@ static bool is_header_control(uint32_t cp) {
 /* Valid UTF-8 (U+FFFD for each invalid byte). For headers, controls become spaces and the
  * ends are trimmed, before any encoding decision is made. */
 static char *sanitize(const char *s, bool header) {
-        const unsigned char *p = (const unsigned char *) (s ? s : "");
-        size_t n = strlen((const char *) p), o = 0, start = 0;
+        const char *p = s ? s : "";
+        size_t n = strlen(p), o = 0, start = 0;
         char *out;
 
         if (n > (SIZE_MAX - 1) / 3)
@@ -79,7 +47,7 @@ static char *sanitize(const char *s, bool header) {
                 return NULL;
         for (size_t i = 0; i < n;) {
                 uint32_t cp;
-                size_t len = utf8_decode(p + i, n - i, &cp);
+                size_t len = text_utf8_decode(p + i, n - i, &cp);
 
                 if (len == 0) {
                         memcpy(out + o, "\xef\xbf\xbd", 3);
@@ -104,14 +72,12 @@ static char *sanitize(const char *s, bool header) {
         return out;
 }
 
-static size_t utf8_len(unsigned char c) {
-        if (c >= 0xf0)
-                return 4;
-        if (c >= 0xe0)
-                return 3;
-        if (c >= 0xc0)
-                return 2;
-        return 1;
+/* Bytes of the character at s (one for a byte that starts none), so a split never cuts
+ * one in two. */
+static size_t char_len(const char *s, size_t n) {
+        size_t len = text_utf8_decode(s, n, NULL);
+
+        return len ? len : 1;
 }
 
 /* ---- headers ---- */
@@ -215,10 +181,8 @@ static void hdr_encoded(hdr_t *h, const char *s, size_t n) {
                 room = EW_LINE_MAX - h->col - 1;
                 payload = (room < EW_MAX ? room : EW_MAX) - EW_OVERHEAD;
                 while (j < n) {
-                        size_t cl = utf8_len((unsigned char) s[j]), e;
+                        size_t cl = char_len(s + j, n - j), e;
 
-                        if (cl > n - j)
-                                cl = n - j;
                         e = use_b ? b_len(j + cl - i) : enc + q_len(s + j, cl);
                         if (e > payload)
                                 break;
@@ -494,11 +458,9 @@ static void qp_line(buf_t *b, const char *s, size_t n) {
         size_t col = 0;
 
         for (size_t i = 0; i < n;) {
-                size_t cl = utf8_len((unsigned char) s[i]), w = 0, limit;
+                size_t cl = char_len(s + i, n - i), w = 0, limit;
                 char tok[16];
 
-                if (cl > n - i)
-                        cl = n - i;
                 for (size_t k = 0; k < cl; k++) {
                         unsigned char c = (unsigned char) s[i + k];
                         bool last = i + k + 1 == n;
