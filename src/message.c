@@ -26,6 +26,8 @@
 #define QP_LINE_MAX 76    /* RFC 2045 6.7 */
 #define B64_LINE_BYTES 57 /* 76 characters of base64 */
 #define FILENAME_MAX_BYTES 200
+/* far above what relays accept (10 to 50 MB): the relay, not the builder, says too big */
+#define MESSAGE_MAX (64u << 20)
 
 /* C0, DEL, C1 and the Unicode line/paragraph separators: anything a reader could take
  * for a line break or that has no business in a header. */
@@ -259,7 +261,8 @@ static bool is_atext_or_dot(char c) {
  * spaces, as atoms otherwise. NULL when it has to be encoded instead. */
 static char *phrase_plain(const char *s) {
         bool quote = strstr(s, "  ") != NULL;
-        buf_t b = {};
+        buf_t b = BUF_INIT(MESSAGE_MAX);
+        char *ret;
 
         if (!is_printable_ascii(s) || strstr(s, "=?"))
                 return NULL;
@@ -275,11 +278,7 @@ static char *phrase_plain(const char *s) {
         }
         if (quote)
                 buf_putc(&b, '"');
-        if (b.oom || !b.data) {
-                free(b.data);
-                return NULL;
-        }
-        return b.data;
+        return buf_steal(&b, &ret, NULL) < 0 ? NULL : ret;
 }
 
 static bool is_atom(const char *s, size_t n) {
@@ -697,7 +696,7 @@ out:
 }
 
 int message_build(const message_t *m, char **ret, size_t *ret_size) {
-        buf_t b = {};
+        buf_t b = BUF_INIT(MESSAGE_MAX);
         int r;
 
         if (!m || !ret || !m->from || !m->to_addr || !message_id_ok(m->message_id))
@@ -712,15 +711,8 @@ int message_build(const message_t *m, char **ret, size_t *ret_size) {
         r = body(&b, m);
         if (r < 0)
                 goto out;
-        if (b.oom) {
-                r = -ENOMEM;
-                goto out;
-        }
-        *ret = b.data;
-        if (ret_size)
-                *ret_size = b.size;
-        b.data = NULL;
+        r = buf_steal(&b, ret, ret_size);
 out:
-        free(b.data);
+        buf_free(&b);
         return r;
 }
