@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,19 +13,43 @@
 static int64_t fake_now = -1;
 static char zone[128] = "UTC";
 
-int clock_set_zone(const char *tzname)
+usec_t clock_monotonic(void)
 {
-        char path[PATH_MAX];
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
+/* 0, -EINVAL (no zone name) or -ENOENT (no such zone). */
+static int zone_check(const char *tzname)
+{
         const char *dir = getenv("TZDIR");
+        char path[PATH_MAX];
+        struct stat st;
 
         if (!tzname || !*tzname || strlen(tzname) >= sizeof(zone) || tzname[0] == '/' ||
             strstr(tzname, ".."))
                 return -EINVAL;
-        if (strcmp(tzname, "UTC") != 0) {
-                snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/usr/share/zoneinfo", tzname);
-                if (access(path, R_OK) < 0)
-                        return -ENOENT;
-        }
+        if (strcmp(tzname, "UTC") == 0)
+                return 0;
+        snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/usr/share/zoneinfo", tzname);
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, R_OK) < 0)
+                return -ENOENT;
+        return 0;
+}
+
+bool clock_zone_exists(const char *tzname)
+{
+        return zone_check(tzname) == 0;
+}
+
+int clock_set_zone(const char *tzname)
+{
+        int r = zone_check(tzname);
+
+        if (r < 0)
+                return r;
         strcpy(zone, tzname);
         if (setenv("TZ", zone, 1) < 0)
                 return -errno;
