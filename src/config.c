@@ -426,9 +426,15 @@ out:
         return r;
 }
 
-int config_apply(const config_t *c)
+int config_apply(const config_t *c, char **ret_err)
 {
-        return clock_set_zone(c->timezone);
+        int r = clock_set_zone(c->timezone);
+
+        /* only if the zone went away since config_parse() saw it */
+        if (r < 0 && asprintf(ret_err, "%s: option timezone: cannot select \"%s\": %s",
+                              c->path, c->timezone, strerror(-r)) < 0)
+                *ret_err = NULL;
+        return r;
 }
 
 int config_load(const char *path, config_t **ret, char **ret_err)
@@ -439,11 +445,8 @@ int config_load(const char *path, config_t **ret, char **ret_err)
         r = config_parse(path, &c, ret_err);
         if (r < 0)
                 return r;
-        r = config_apply(c);
+        r = config_apply(c, ret_err);
         if (r < 0) {
-                if (asprintf(ret_err, "%s: time zone \"%s\": %s", path, c->timezone,
-                             strerror(-r)) < 0)
-                        *ret_err = NULL;
                 config_free(c);
                 return r;
         }

@@ -53,8 +53,9 @@ typedef struct {
  * frees). */
 int config_parse(const char *path, config_t **ret, char **ret_err);
 /* Put c into force in this process: select its time zone for every local time. A daemon
- * calls it once the whole of its new setup (config and templates) is known to be good. */
-int config_apply(const config_t *c);
+ * calls it once the whole of its new setup (config and templates) is known to be good.
+ * On error nothing changed and *ret_err says why (caller frees). */
+int config_apply(const config_t *c, char **ret_err);
 /* config_parse(), then config_apply(): for a command that uses the file at once. */
 int config_load(const char *path, config_t **ret, char **ret_err);
 config_t *config_free(config_t *c);

@@ -110,7 +110,7 @@ static void test_parse_then_apply(void **state)
                 fail_msg("rejected: %s", err);
         assert_string_equal(c->timezone, "America/New_York");
         assert_zone("Europe/London");
-        assert_int_equal(config_apply(c), 0);
+        assert_int_equal(config_apply(c, &err), 0);
         assert_zone("America/New_York");
         config_free(c);
         assert_int_equal(clock_set_zone("Europe/London"), 0);
