@@ -268,17 +268,22 @@ void clock_format_iso(int64_t t, char *buf, size_t n)
         strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-void clock_format_rfc5322(int64_t t, char *buf, size_t n)
+int clock_format_rfc5322(int64_t t, char *buf, size_t n)
 {
         static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
         static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+        time_t tt = (time_t) t;
         struct tm tm;
         long off;
 
-        local(t, &tm);
+        if ((int64_t) tt != t || !localtime_r(&tt, &tm) || tm.tm_year < 0 ||
+            tm.tm_year > 9999 - 1900)
+                return -EINVAL;
         off = tm.tm_gmtoff / 60;
+        /* built by hand so that no locale can change the day and month names */
         snprintf(buf, n, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday],
                  tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
                  tm.tm_sec, off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+        return 0;
 }

@@ -57,5 +57,7 @@ void clock_format_hm(int64_t t, char *buf, size_t n);
 void clock_format_local(int64_t t, char *buf, size_t n);
 /* "2026-09-22T09:30:00Z" */
 void clock_format_iso(int64_t t, char *buf, size_t n);
-/* RFC 5322 "Tue, 22 Sep 2026 10:30:00 +0100" in the zone */
-void clock_format_rfc5322(int64_t t, char *buf, size_t n);
+/* RFC 5322 "Tue, 22 Sep 2026 10:30:00 +0100" in the zone, whatever the locale. -EINVAL
+ * for a moment outside the years 1900 to 9999; CLOCK_RFC5322_MAX bytes are enough. */
+#define CLOCK_RFC5322_MAX 32
+int clock_format_rfc5322(int64_t t, char *buf, size_t n);

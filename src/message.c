@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "message.h"
 #include "text.h"
 
@@ -421,23 +422,12 @@ static int hdr_configured_mailbox(hdr_t *h, const char *name, const char *s) {
 }
 
 static int hdr_date(hdr_t *h, int64_t t) {
-        static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-        static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-        time_t tt = (time_t) t;
-        struct tm tm;
-        long off;
+        char date[CLOCK_RFC5322_MAX];
+        int r = clock_format_rfc5322(t, date, sizeof(date));
 
-        if ((int64_t) tt != t || !localtime_r(&tt, &tm))
-                return -EINVAL;
-        if (tm.tm_year < 0 || tm.tm_year > 9999 - 1900)
-                return -EINVAL;
-        off = tm.tm_gmtoff / 60;
-        /* built by hand so that no locale can change the day and month names */
-        buf_printf(h->b, "Date: %s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld\r\n",
-                   days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
-                   tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
-                   labs(off) / 60, labs(off) % 60);
+        if (r < 0)
+                return r;
+        buf_printf(h->b, "Date: %s\r\n", date);
         return 0;
 }
 

@@ -223,8 +223,10 @@ static void test_formats_for_people(void **state)
         assert_string_equal(buf, "2026-09-22T09:30:00Z");
         clock_format_rfc5322(TUE_22_SEP_1030_BST, buf, sizeof(buf));
         assert_string_equal(buf, "Tue, 22 Sep 2026 10:30:00 +0100");
-        clock_format_rfc5322(MON_26_OCT_1030_GMT, buf, sizeof(buf));
+        assert_int_equal(clock_format_rfc5322(MON_26_OCT_1030_GMT, buf, sizeof(buf)), 0);
         assert_string_equal(buf, "Mon, 26 Oct 2026 10:30:00 +0000");
+        assert_int_equal(clock_format_rfc5322(INT64_C(253402300800), buf, sizeof(buf)), -EINVAL);
+        assert_int_equal(clock_format_rfc5322(INT64_C(-2208988801), buf, sizeof(buf)), -EINVAL);
 }
 
 static void test_formats_follow_the_zone(void **state)
