@@ -318,14 +318,14 @@ static int convert(cfg_t *cfg, config_t *c)
 
 #define CONFIG_MAX_SIZE (1024 * 1024)
 
-static int read_error(const char *path, int r, char **ret_err)
+/* What text_read_file()'s error means for a config file. */
+static void set_read_error(const char *path, int r, char **ret_err)
 {
         const char *why = r == -EINVAL ? "not a regular file" :
                           r == -EBADMSG ? "holds a NUL byte" : strerror(-r);
 
         if (asprintf(ret_err, "%s: cannot read: %s", path, why) < 0)
                 *ret_err = NULL;
-        return r;
 }
 
 /* libconfuse 3.3 counts a comment as two extra lines and cannot parse one inside a
@@ -384,7 +384,7 @@ int config_parse(const char *path, config_t **ret, char **ret_err)
 
         r = text_read_file(path, CONFIG_MAX_SIZE, &text, NULL);
         if (r < 0) {
-                read_error(path, r, ret_err);
+                set_read_error(path, r, ret_err);
                 goto out;
         }
         blank_comments(text);
