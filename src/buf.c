@@ -1,37 +1,62 @@
 /* buf.c - see buf.h. */
+#include <errno.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 
+#define FIRST_ALLOC 256
+
+void buf_free(buf_t *b)
+{
+        free(b->data);
+        *b = BUF_INIT(b->max);
+}
+
+void buf_reset(buf_t *b)
+{
+        b->len = 0;
+        if (b->data)
+                b->data[0] = '\0';
+}
+
+/* Room for n more bytes and the NUL, or the sticky error. */
+static bool grow(buf_t *b, size_t n)
+{
+        size_t need, a;
+        char *q;
+
+        if (b->error)
+                return false;
+        if (n > b->max || b->len > b->max - n) {
+                b->error = -E2BIG;
+                return false;
+        }
+        need = b->len + n + 1;
+        if (need <= b->alloc)
+                return true;
+        a = b->alloc ? b->alloc : FIRST_ALLOC;
+        while (a < need)
+                a = a > b->max / 2 ? b->max + 1 : a * 2;
+        q = realloc(b->data, a);
+        if (!q) {
+                b->error = -ENOMEM;
+                return false;
+        }
+        b->data = q;
+        b->alloc = a;
+        return true;
+}
+
 void buf_put(buf_t *b, const void *p, size_t n)
 {
-        if (b->oom || n == 0)
+        if (n == 0 || !grow(b, n))
                 return;
-        if (n > SIZE_MAX / 4 - b->size) {
-                b->oom = true;
-                return;
-        }
-        if (b->size + n + 1 > b->alloc) {
-                size_t a = b->alloc ? b->alloc : 1024;
-                char *q;
-
-                while (a < b->size + n + 1)
-                        a *= 2;
-                q = realloc(b->data, a);
-                if (!q) {
-                        b->oom = true;
-                        return;
-                }
-                b->data = q;
-                b->alloc = a;
-        }
-        memcpy(b->data + b->size, p, n);
-        b->size += n;
-        b->data[b->size] = 0;
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
 }
 
 void buf_puts(buf_t *b, const char *s)
@@ -46,16 +71,56 @@ void buf_putc(buf_t *b, char c)
 
 void buf_printf(buf_t *b, const char *fmt, ...)
 {
-        char tmp[256];
         va_list ap;
         int n;
 
         va_start(ap, fmt);
-        n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+        n = vsnprintf(NULL, 0, fmt, ap);
         va_end(ap);
-        if (n < 0 || (size_t) n >= sizeof tmp) {
-                b->oom = true;
+        if (n < 0) {
+                if (!b->error)
+                        b->error = -EINVAL;
                 return;
         }
-        buf_put(b, tmp, (size_t) n);
+        if (n == 0 || !grow(b, (size_t) n))
+                return;
+        va_start(ap, fmt);
+        (void) vsnprintf(b->data + b->len, (size_t) n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t) n;
+}
+
+const char *buf_str(const buf_t *b)
+{
+        return b->data && !b->error ? b->data : "";
+}
+
+size_t buf_len(const buf_t *b)
+{
+        return b->error ? 0 : b->len;
+}
+
+int buf_error(const buf_t *b)
+{
+        return b->error;
+}
+
+int buf_steal(buf_t *b, char **ret, size_t *ret_len)
+{
+        char *s;
+        int r = b->error;
+
+        if (r == 0 && !b->data && !grow(b, 0))
+                r = b->error;
+        if (r < 0) {
+                buf_free(b);
+                return r;
+        }
+        b->data[b->len] = '\0';
+        s = b->data;
+        if (ret_len)
+                *ret_len = b->len;
+        *ret = s;
+        *b = BUF_INIT(b->max);
+        return 0;
 }

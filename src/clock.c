@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,19 +13,43 @@
 static int64_t fake_now = -1;
 static char zone[128] = "UTC";
 
-int clock_set_zone(const char *tzname)
+usec_t clock_monotonic(void)
 {
-        char path[PATH_MAX];
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
+/* 0, -EINVAL (no zone name) or -ENOENT (no such zone). */
+static int zone_check(const char *tzname)
+{
         const char *dir = getenv("TZDIR");
+        char path[PATH_MAX];
+        struct stat st;
 
         if (!tzname || !*tzname || strlen(tzname) >= sizeof(zone) || tzname[0] == '/' ||
             strstr(tzname, ".."))
                 return -EINVAL;
-        if (strcmp(tzname, "UTC") != 0) {
-                snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/usr/share/zoneinfo", tzname);
-                if (access(path, R_OK) < 0)
-                        return -ENOENT;
-        }
+        if (strcmp(tzname, "UTC") == 0)
+                return 0;
+        snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/usr/share/zoneinfo", tzname);
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, R_OK) < 0)
+                return -ENOENT;
+        return 0;
+}
+
+bool clock_zone_exists(const char *tzname)
+{
+        return zone_check(tzname) == 0;
+}
+
+int clock_set_zone(const char *tzname)
+{
+        int r = zone_check(tzname);
+
+        if (r < 0)
+                return r;
         strcpy(zone, tzname);
         if (setenv("TZ", zone, 1) < 0)
                 return -errno;
@@ -243,17 +268,22 @@ void clock_format_iso(int64_t t, char *buf, size_t n)
         strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-void clock_format_rfc5322(int64_t t, char *buf, size_t n)
+int clock_format_rfc5322(int64_t t, char *buf, size_t n)
 {
         static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
         static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+        time_t tt = (time_t) t;
         struct tm tm;
         long off;
 
-        local(t, &tm);
+        if ((int64_t) tt != t || !localtime_r(&tt, &tm) || tm.tm_year < 0 ||
+            tm.tm_year > 9999 - 1900)
+                return -EINVAL;
         off = tm.tm_gmtoff / 60;
+        /* built by hand so that no locale can change the day and month names */
         snprintf(buf, n, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday],
                  tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
                  tm.tm_sec, off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+        return 0;
 }

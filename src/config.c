@@ -8,6 +8,7 @@
 
 #include "addr.h"
 #include "config.h"
+#include "text.h"
 
 #define STR(x) ((x) ? strdup(x) : NULL)
 
@@ -96,26 +97,17 @@ static int valid_timezone(cfg_t *cfg, cfg_opt_t *opt)
 {
         const char *v = cfg_opt_getnstr(opt, 0);
 
-        if (clock_set_zone(v) < 0)
+        if (!clock_zone_exists(v))
                 BAD(cfg, opt, "unknown time zone \"%s\" (see /usr/share/zoneinfo)", v ? v : "");
         return 0;
 }
 
-static bool url_ok(const char *v, bool allow_empty)
-{
-        if (!v || !*v)
-                return allow_empty;
-        for (const char *p = v; *p; p++)
-                if ((unsigned char) *p <= ' ' || *p == 0x7f)
-                        return false;
-        return strncmp(v, "https://", 8) == 0 || strncmp(v, "http://", 7) == 0;
-}
-
+/* The links are optional: empty leaves them out. */
 static int valid_url(cfg_t *cfg, cfg_opt_t *opt)
 {
         const char *v = cfg_opt_getnstr(opt, 0);
 
-        if (!url_ok(v, true))
+        if (v && *v && !text_is_url(v))
                 BAD(cfg, opt, "\"%s\" is not an http(s) URL", v);
         return 0;
 }
@@ -171,8 +163,8 @@ static int valid_cancel_url(cfg_t *cfg, cfg_opt_t *opt)
 {
         const char *v = cfg_opt_getnstr(opt, 0);
 
-        if (!url_ok(v, true))
-                BAD(cfg, opt, "\"%s\" is not an http(s) URL", v);
+        if (valid_url(cfg, opt) < 0)
+                return -1;
         if (v && *v && !strstr(v, "{{token}}"))
                 BAD(cfg, opt, "\"%s\" must contain {{token}}", v);
         return 0;
@@ -326,35 +318,14 @@ static int convert(cfg_t *cfg, config_t *c)
 
 #define CONFIG_MAX_SIZE (1024 * 1024)
 
-static int read_text(const char *path, char **ret)
+/* What text_read_file()'s error means for a config file. */
+static void set_read_error(const char *path, int r, char **ret_err)
 {
-        FILE *f = fopen(path, "re");
-        char *buf = NULL;
-        size_t len = 0, n;
-        int r = 0;
+        const char *why = r == -EINVAL ? "not a regular file" :
+                          r == -EBADMSG ? "holds a NUL byte" : strerror(-r);
 
-        if (!f)
-                return -errno;
-        buf = malloc(CONFIG_MAX_SIZE + 1);
-        if (!buf) {
-                r = -ENOMEM;
-                goto out;
-        }
-        while ((n = fread(buf + len, 1, CONFIG_MAX_SIZE + 1 - len, f)) > 0 && len + n <= CONFIG_MAX_SIZE)
-                len += n;
-        if (ferror(f))
-                r = -EIO;
-        else if (n > 0)
-                r = -EFBIG;
-        else {
-                buf[len] = '\0';
-                *ret = buf;
-                buf = NULL;
-        }
-out:
-        free(buf);
-        fclose(f);
-        return r;
+        if (asprintf(ret_err, "%s: cannot read: %s", path, why) < 0)
+                *ret_err = NULL;
 }
 
 /* libconfuse 3.3 counts a comment as two extra lines and cannot parse one inside a
@@ -396,17 +367,13 @@ static void blank_comments(char *s)
         }
 }
 
-int config_load(const char *path, config_t **ret, char **ret_err)
+int config_parse(const char *path, config_t **ret, char **ret_err)
 {
         errsink_t sink = { path, NULL };
         config_t *c = NULL;
         char *text = NULL;
-        char old_zone[128];
         cfg_t *cfg;
         int r;
-
-        /* validating timezone selects it: a rejected file must not leave its zone behind */
-        snprintf(old_zone, sizeof(old_zone), "%s", clock_zone());
 
         cfg = cfg_init(opts, CFGF_NONE);
         if (!cfg)
@@ -415,10 +382,9 @@ int config_load(const char *path, config_t **ret, char **ret_err)
         cfg_set_error_function(cfg, on_error);
         set_validators(cfg);
 
-        r = read_text(path, &text);
+        r = text_read_file(path, CONFIG_MAX_SIZE, &text, NULL);
         if (r < 0) {
-                if (asprintf(ret_err, "%s: cannot read: %s", path, strerror(-r)) < 0)
-                        *ret_err = NULL;
+                set_read_error(path, r, ret_err);
                 goto out;
         }
         blank_comments(text);
@@ -429,8 +395,8 @@ int config_load(const char *path, config_t **ret, char **ret_err)
                 sink.err = NULL;
                 goto out;
         }
-        /* The zone is applied even when timezone is left at its default. */
-        if (clock_set_zone(cfg_getstr(cfg, "timezone")) < 0) {
+        /* validators only see what the file sets: the default zone must exist too */
+        if (!clock_zone_exists(cfg_getstr(cfg, "timezone"))) {
                 r = -EINVAL;
                 if (asprintf(ret_err, "%s: option timezone: unknown time zone \"%s\"", path,
                              cfg_getstr(cfg, "timezone")) < 0)
@@ -452,14 +418,40 @@ int config_load(const char *path, config_t **ret, char **ret_err)
         *ret = c;
         c = NULL;
 out:
-        if (r < 0)
-                (void) clock_set_zone(old_zone);
         current_sink = NULL;
         free(text);
         free(sink.err);
         config_free(c);
         cfg_free(cfg);
         return r;
+}
+
+int config_apply(const config_t *c, char **ret_err)
+{
+        int r = clock_set_zone(c->timezone);
+
+        /* only if the zone went away since config_parse() saw it */
+        if (r < 0 && asprintf(ret_err, "%s: option timezone: cannot select \"%s\": %s",
+                              c->path, c->timezone, strerror(-r)) < 0)
+                *ret_err = NULL;
+        return r;
+}
+
+int config_load(const char *path, config_t **ret, char **ret_err)
+{
+        config_t *c = NULL;
+        int r;
+
+        r = config_parse(path, &c, ret_err);
+        if (r < 0)
+                return r;
+        r = config_apply(c, ret_err);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
 }
 
 config_t *config_free(config_t *c)
@@ -493,4 +485,11 @@ config_t *config_free(config_t *c)
 const duration_t *config_last_reminder(const config_t *c)
 {
         return c->n_reminders_elearning ? &c->reminders_elearning[c->n_reminders_elearning - 1] : NULL;
+}
+
+const char *config_mail_domain(const config_t *c)
+{
+        const char *at = c->smtp.from_addr ? strrchr(c->smtp.from_addr, '@') : NULL;
+
+        return at ? at : "@meccd.invalid";
 }

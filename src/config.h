@@ -47,10 +47,21 @@ typedef struct {
         smtp_config_t smtp;
 } config_t;
 
-/* Parse and validate path. On error returns -EINVAL (or -errno for an unreadable file)
- * and sets *ret_err to "FILE:LINE: option NAME: reason" (caller frees). */
+/* Parse and validate path, changing nothing in the process: a file that is refused, or
+ * one read only to be checked, leaves no trace. On error returns -EINVAL (or -errno for
+ * an unreadable file) and sets *ret_err to "FILE:LINE: option NAME: reason" (caller
+ * frees). */
+int config_parse(const char *path, config_t **ret, char **ret_err);
+/* Put c into force in this process: select its time zone for every local time. A daemon
+ * calls it once the whole of its new setup (config and templates) is known to be good.
+ * On error nothing changed and *ret_err says why (caller frees). */
+int config_apply(const config_t *c, char **ret_err);
+/* config_parse(), then config_apply(): for a command that uses the file at once. */
 int config_load(const char *path, config_t **ret, char **ret_err);
 config_t *config_free(config_t *c);
 
 /* The latest offset of the e-learning reminders (the one closest to the start), or NULL. */
 const duration_t *config_last_reminder(const config_t *c);
+/* "@example.org" from smtp.from's address, for the ids meccd makes (Message-ID, the
+ * calendar's UID); "@meccd.invalid" when there is none. Points into c or is static. */
+const char *config_mail_domain(const config_t *c);

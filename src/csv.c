@@ -1,5 +1,7 @@
 /* csv.c - RFC 4180 reading (what spreadsheets write) and writing. Pure. */
+#include "buf.h"
 #include "csv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -15,26 +17,6 @@ typedef struct {
         size_t field;          /* 1-based field being read */
 } cursor_t;
 
-typedef struct {
-        char *data;
-        size_t len, cap;
-} buf_t;
-
-static int buf_putc(buf_t *b, char c) {
-        if (b->len + 2 > b->cap) {
-                size_t cap = b->cap ? b->cap * 2 : 64;
-                char *d = realloc(b->data, cap);
-
-                if (!d)
-                        return -ENOMEM;
-                b->data = d;
-                b->cap = cap;
-        }
-        b->data[b->len++] = c;
-        b->data[b->len] = '\0';
-        return 0;
-}
-
 static int grow(void **array, size_t *cap, size_t need, size_t size) {
         size_t n = *cap ? *cap : 8;
         void *a;
@@ -49,41 +31,6 @@ static int grow(void **array, size_t *cap, size_t need, size_t size) {
         *array = a;
         *cap = n;
         return 0;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n) {
-        size_t i = 0;
-
-        while (i < n) {
-                unsigned char c = s[i];
-                unsigned cp, k;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf)
-                        k = 1, cp = c & 0x1f;
-                else if (c >= 0xe0 && c <= 0xef)
-                        k = 2, cp = c & 0x0f;
-                else if (c >= 0xf0 && c <= 0xf4)
-                        k = 3, cp = c & 0x07;
-                else
-                        return false;
-                if (n - i <= k)
-                        return false;
-                for (unsigned j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (s[i + j] & 0x3f);
-                }
-                if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-                    (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-                i += k + 1;
-        }
-        return true;
 }
 
 static bool at_eol(const cursor_t *c) {
@@ -109,8 +56,6 @@ static int fail_field(cursor_t *c, const char *reason) {
 }
 
 static int read_quoted(cursor_t *c, buf_t *b) {
-        int r;
-
         for (c->p++;; c->p++) {
                 if (c->p == c->end)
                         return fail(c, "unterminated quoted field");
@@ -121,9 +66,7 @@ static int read_quoted(cursor_t *c, buf_t *b) {
                 } else if (*c->p == '\n' ||
                            (*c->p == '\r' && (c->p + 1 == c->end || c->p[1] != '\n')))
                         c->line++;
-                r = buf_putc(b, *c->p);
-                if (r < 0)
-                        return r;
+                buf_putc(b, *c->p);
         }
         c->p++;
         if (c->p < c->end && *c->p != ',' && !at_eol(c))
@@ -132,41 +75,35 @@ static int read_quoted(cursor_t *c, buf_t *b) {
 }
 
 static int read_unquoted(cursor_t *c, buf_t *b) {
-        int r;
-
         for (; c->p < c->end && *c->p != ',' && !at_eol(c); c->p++) {
                 if (*c->p == '"')
                         return fail(c, "stray quote in unquoted field");
-                r = buf_putc(b, *c->p);
-                if (r < 0)
-                        return r;
+                buf_putc(b, *c->p);
         }
         return 0;
 }
 
 static int read_field(cursor_t *c, char **ret) {
-        buf_t b = {};
+        /* no field is longer than what is left of the input */
+        buf_t b = BUF_INIT((size_t) (c->end - c->p));
         int r;
 
-        r = buf_putc(&b, '\0'); /* an empty field is "", not NULL */
-        if (r < 0)
-                goto out;
-        b.len = 0;
         r = c->p < c->end && *c->p == '"' ? read_quoted(c, &b) : read_unquoted(c, &b);
+        if (r >= 0)
+                r = buf_error(&b);
         if (r < 0)
                 goto out;
-        if (memchr(b.data, '\0', b.len)) {
+        if (memchr(buf_str(&b), '\0', buf_len(&b))) {
                 r = fail_field(c, "NUL byte in field");
                 goto out;
         }
-        if (!utf8_valid((const unsigned char *) b.data, b.len)) {
+        if (!text_utf8_valid(buf_str(&b), buf_len(&b))) {
                 r = fail_field(c, "invalid UTF-8 in field");
                 goto out;
         }
-        *ret = b.data;
-        return 0;
+        return buf_steal(&b, ret, NULL); /* an empty field is "", not NULL */
 out:
-        free(b.data);
+        buf_free(&b);
         return r;
 }
 

@@ -14,42 +14,17 @@
 
 #include "buf.h"
 #include "ics.h"
+#include "text.h"
 
 #define FOLD_OCTETS 75     /* RFC 5545 3.1 */
 #define MAX_CHANGES 64     /* offset changes in the scanned years; real zones have <= 4 a year */
 #define SCAN_STEP 86400    /* no zone changes offset twice within a day */
-
-/* Length of the well-formed UTF-8 sequence at s, 0 if there is none. */
-static size_t utf8_valid(const unsigned char *s, size_t n) {
-        uint32_t cp, min;
-        size_t len;
-
-        if (s[0] < 0x80)
-                return 1;
-        if ((s[0] & 0xe0) == 0xc0)
-                len = 2, cp = s[0] & 0x1f, min = 0x80;
-        else if ((s[0] & 0xf0) == 0xe0)
-                len = 3, cp = s[0] & 0x0f, min = 0x800;
-        else if ((s[0] & 0xf8) == 0xf0)
-                len = 4, cp = s[0] & 0x07, min = 0x10000;
-        else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
+#define ICS_MAX (4u << 20) /* one event's calendar is a few kB */
 
 /* Write one content line, folded at 75 octets without splitting a UTF-8 sequence. */
 static void put_line(buf_t *out, const buf_t *line) {
-        const char *s = line->data ? line->data : "";
-        size_t n = line->size, room = FOLD_OCTETS;
+        const char *s = buf_str(line);
+        size_t n = buf_len(line), room = FOLD_OCTETS;
 
         while (n > room) {
                 size_t cut = room, bs = 0;
@@ -76,10 +51,8 @@ typedef struct {
 } ics_t;
 
 static void line_end(ics_t *c) {
-        if (c->line.oom)
-                c->out.oom = true;
         put_line(&c->out, &c->line);
-        c->line.size = 0;
+        buf_reset(&c->line);
 }
 
 static void prop(ics_t *c, const char *name_and_value) {
@@ -94,7 +67,7 @@ static void put_text(buf_t *b, const char *s) {
 
         for (size_t i = 0; i < n;) {
                 unsigned char c = (unsigned char) s[i];
-                size_t len = utf8_valid((const unsigned char *) s + i, n - i);
+                size_t len = text_utf8_decode(s + i, n - i, NULL);
 
                 if (len == 0) {
                         buf_puts(b, "\xef\xbf\xbd");
@@ -125,13 +98,16 @@ static void prop_text(ics_t *c, const char *name, const char *value) {
 }
 
 /* A URI keeps its printable ASCII; anything else is percent-encoded, so no byte of it can
- * end the content line. */
-static void put_uri(buf_t *b, const char *s) {
+ * end the content line. as_text: the same URI as a TEXT value, with \ ; , escaped. */
+static void put_uri(buf_t *b, const char *s, bool as_text) {
         for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                if (*p > 0x20 && *p < 0x7f && *p != '"')
-                        buf_put(b, p, 1);
-                else
+                if (*p <= 0x20 || *p >= 0x7f || *p == '"') {
                         buf_printf(b, "%%%02X", *p);
+                        continue;
+                }
+                if (as_text && (*p == '\\' || *p == ';' || *p == ','))
+                        buf_putc(b, '\\');
+                buf_putc(b, (char) *p);
         }
 }
 
@@ -424,7 +400,7 @@ static int organizer(ics_t *c, const char *s) {
         if (name && name < name_end) {
                 buf_puts(&c->line, ";CN=\"");
                 for (const char *p = name; p < name_end;) {
-                        size_t len = utf8_valid((const unsigned char *) p, name_end - p);
+                        size_t len = text_utf8_decode(p, name_end - p, NULL);
 
                         if (len == 0) {
                                 buf_puts(&c->line, "\xef\xbf\xbd");
@@ -445,7 +421,7 @@ static int organizer(ics_t *c, const char *s) {
 
                 if (!a)
                         return -ENOMEM;
-                put_uri(&c->line, a);
+                put_uri(&c->line, a, false);
                 free(a);
         }
         line_end(c);
@@ -473,19 +449,11 @@ static int vevent(ics_t *c, const ics_event_t *e) {
                 prop_text(c, "DESCRIPTION", e->description);
         if (e->url && e->url[0]) {
                 buf_puts(&c->line, "URL:");
-                put_uri(&c->line, e->url);
+                put_uri(&c->line, e->url, false);
                 line_end(c);
                 /* the same link, as TEXT, so calendars show it where people look */
                 buf_puts(&c->line, "LOCATION:");
-                {
-                        buf_t uri = {};
-
-                        put_uri(&uri, e->url);
-                        put_text(&c->line, uri.data ? uri.data : "");
-                        if (uri.oom)
-                                c->line.oom = true;
-                        free(uri.data);
-                }
+                put_uri(&c->line, e->url, true);
                 line_end(c);
         }
         if (e->organizer && e->organizer[0]) {
@@ -507,7 +475,7 @@ static int vevent(ics_t *c, const ics_event_t *e) {
 }
 
 int ics_build(const ics_event_t *e, char **ret) {
-        ics_t c = {};
+        ics_t c = { .out = BUF_INIT(ICS_MAX), .line = BUF_INIT(ICS_MAX) };
         int r;
 
         if (!e || !ret || !e->uid || !e->uid[0] || e->end < e->start)
@@ -531,14 +499,11 @@ int ics_build(const ics_event_t *e, char **ret) {
         if (r < 0)
                 goto out;
         prop(&c, "END:VCALENDAR");
-        if (c.out.oom || c.line.oom) {
-                r = -ENOMEM;
-                goto out;
-        }
-        *ret = c.out.data;
-        c.out.data = NULL;
+        r = buf_error(&c.line);
+        if (r >= 0)
+                r = buf_steal(&c.out, ret, NULL);
 out:
-        free(c.out.data);
-        free(c.line.data);
+        buf_free(&c.out);
+        buf_free(&c.line);
         return r;
 }

@@ -13,7 +13,9 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "message.h"
+#include "text.h"
 
 /* RFC 5322 allows 78; 76 keeps every header line within RFC 2047's limit for lines that
  * hold encoded-words, whatever mix of plain and encoded words a line gets */
@@ -25,39 +27,8 @@
 #define QP_LINE_MAX 76    /* RFC 2045 6.7 */
 #define B64_LINE_BYTES 57 /* 76 characters of base64 */
 #define FILENAME_MAX_BYTES 200
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF), 0 if there is none. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret_cp) {
-        uint32_t cp, min;
-        size_t len;
-
-        if (n == 0)
-                return 0;
-        if (s[0] < 0x80) {
-                *ret_cp = s[0];
-                return 1;
-        }
-        if ((s[0] & 0xe0) == 0xc0) {
-                len = 2, cp = s[0] & 0x1f, min = 0x80;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                len = 3, cp = s[0] & 0x0f, min = 0x800;
-        } else if ((s[0] & 0xf8) == 0xf0) {
-                len = 4, cp = s[0] & 0x07, min = 0x10000;
-        } else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        *ret_cp = cp;
-        return len;
-}
+/* far above what relays accept (10 to 50 MB): the relay, not the builder, says too big */
+#define MESSAGE_MAX (64u << 20)
 
 /* C0, DEL, C1 and the Unicode line/paragraph separators: anything a reader could take
  * for a line break or that has no business in a header. */
@@ -68,8 +39,8 @@ static bool is_header_control(uint32_t cp) {
 /* Valid UTF-8 (U+FFFD for each invalid byte). For headers, controls become spaces and the
  * ends are trimmed, before any encoding decision is made. */
 static char *sanitize(const char *s, bool header) {
-        const unsigned char *p = (const unsigned char *) (s ? s : "");
-        size_t n = strlen((const char *) p), o = 0, start = 0;
+        const char *p = s ? s : "";
+        size_t n = strlen(p), o = 0, start = 0;
         char *out;
 
         if (n > (SIZE_MAX - 1) / 3)
@@ -79,7 +50,7 @@ static char *sanitize(const char *s, bool header) {
                 return NULL;
         for (size_t i = 0; i < n;) {
                 uint32_t cp;
-                size_t len = utf8_decode(p + i, n - i, &cp);
+                size_t len = text_utf8_decode(p + i, n - i, &cp);
 
                 if (len == 0) {
                         memcpy(out + o, "\xef\xbf\xbd", 3);
@@ -104,14 +75,12 @@ static char *sanitize(const char *s, bool header) {
         return out;
 }
 
-static size_t utf8_len(unsigned char c) {
-        if (c >= 0xf0)
-                return 4;
-        if (c >= 0xe0)
-                return 3;
-        if (c >= 0xc0)
-                return 2;
-        return 1;
+/* Bytes of the character at s (one for a byte that starts none), so a split never cuts
+ * one in two. */
+static size_t char_len(const char *s, size_t n) {
+        size_t len = text_utf8_decode(s, n, NULL);
+
+        return len ? len : 1;
 }
 
 /* ---- headers ---- */
@@ -215,10 +184,8 @@ static void hdr_encoded(hdr_t *h, const char *s, size_t n) {
                 room = EW_LINE_MAX - h->col - 1;
                 payload = (room < EW_MAX ? room : EW_MAX) - EW_OVERHEAD;
                 while (j < n) {
-                        size_t cl = utf8_len((unsigned char) s[j]), e;
+                        size_t cl = char_len(s + j, n - j), e;
 
-                        if (cl > n - j)
-                                cl = n - j;
                         e = use_b ? b_len(j + cl - i) : enc + q_len(s + j, cl);
                         if (e > payload)
                                 break;
@@ -295,7 +262,8 @@ static bool is_atext_or_dot(char c) {
  * spaces, as atoms otherwise. NULL when it has to be encoded instead. */
 static char *phrase_plain(const char *s) {
         bool quote = strstr(s, "  ") != NULL;
-        buf_t b = {};
+        buf_t b = BUF_INIT(MESSAGE_MAX);
+        char *ret;
 
         if (!is_printable_ascii(s) || strstr(s, "=?"))
                 return NULL;
@@ -311,11 +279,7 @@ static char *phrase_plain(const char *s) {
         }
         if (quote)
                 buf_putc(&b, '"');
-        if (b.oom || !b.data) {
-                free(b.data);
-                return NULL;
-        }
-        return b.data;
+        return buf_steal(&b, &ret, NULL) < 0 ? NULL : ret;
 }
 
 static bool is_atom(const char *s, size_t n) {
@@ -458,23 +422,12 @@ static int hdr_configured_mailbox(hdr_t *h, const char *name, const char *s) {
 }
 
 static int hdr_date(hdr_t *h, int64_t t) {
-        static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-        static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-        time_t tt = (time_t) t;
-        struct tm tm;
-        long off;
+        char date[CLOCK_RFC5322_MAX];
+        int r = clock_format_rfc5322(t, date, sizeof(date));
 
-        if ((int64_t) tt != t || !localtime_r(&tt, &tm))
-                return -EINVAL;
-        if (tm.tm_year < 0 || tm.tm_year > 9999 - 1900)
-                return -EINVAL;
-        off = tm.tm_gmtoff / 60;
-        /* built by hand so that no locale can change the day and month names */
-        buf_printf(h->b, "Date: %s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld\r\n",
-                   days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
-                   tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
-                   labs(off) / 60, labs(off) % 60);
+        if (r < 0)
+                return r;
+        buf_printf(h->b, "Date: %s\r\n", date);
         return 0;
 }
 
@@ -494,11 +447,9 @@ static void qp_line(buf_t *b, const char *s, size_t n) {
         size_t col = 0;
 
         for (size_t i = 0; i < n;) {
-                size_t cl = utf8_len((unsigned char) s[i]), w = 0, limit;
+                size_t cl = char_len(s + i, n - i), w = 0, limit;
                 char tok[16];
 
-                if (cl > n - i)
-                        cl = n - i;
                 for (size_t k = 0; k < cl; k++) {
                         unsigned char c = (unsigned char) s[i + k];
                         bool last = i + k + 1 == n;
@@ -735,7 +686,7 @@ out:
 }
 
 int message_build(const message_t *m, char **ret, size_t *ret_size) {
-        buf_t b = {};
+        buf_t b = BUF_INIT(MESSAGE_MAX);
         int r;
 
         if (!m || !ret || !m->from || !m->to_addr || !message_id_ok(m->message_id))
@@ -750,15 +701,8 @@ int message_build(const message_t *m, char **ret, size_t *ret_size) {
         r = body(&b, m);
         if (r < 0)
                 goto out;
-        if (b.oom) {
-                r = -ENOMEM;
-                goto out;
-        }
-        *ret = b.data;
-        if (ret_size)
-                *ret_size = b.size;
-        b.data = NULL;
+        r = buf_steal(&b, ret, ret_size);
 out:
-        free(b.data);
+        buf_free(&b);
         return r;
 }

@@ -11,7 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "smtp.h"
+
+/* libcurl's timer fires on time: 0 would mean sd-event's default slack of 250 ms, a
+ * quarter-second stall for every libcurl timeout of "now" */
+#define CURL_TIMER_ACCURACY_USEC 1
 
 typedef struct {
         smtp_pool_t *pool;
@@ -207,16 +212,14 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
         smtp_pool_t *p = userp;
-        uint64_t usec = timeout_ms > 0 ? (uint64_t) timeout_ms * 1000 : 0;
+        usec_t usec = timeout_ms > 0 ? (usec_t) timeout_ms * USEC_PER_MSEC : 0;
 
         (void) multi;
         if (timeout_ms < 0)
                 return p->timer ? sd_event_source_set_enabled(p->timer, SD_EVENT_OFF) : 0;
         if (!p->timer)
-                /* accuracy 1 us: 0 would mean sd-event's default slack of 250 ms, a
-                 * quarter-second stall for every libcurl timeout of "now" */
-                return sd_event_add_time_relative(p->event, &p->timer, CLOCK_MONOTONIC, usec, 1,
-                                                  on_timer, p) < 0 ? -1 : 0;
+                return sd_event_add_time_relative(p->event, &p->timer, CLOCK_MONOTONIC, usec,
+                                                  CURL_TIMER_ACCURACY_USEC, on_timer, p) < 0 ? -1 : 0;
         if (sd_event_source_set_time_relative(p->timer, usec) < 0 ||
             sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT) < 0)
                 return -1;
@@ -269,6 +272,7 @@ static int slot_init(slot_t *s, smtp_pool_t *p, const smtp_config_t *cfg, const 
         curl_easy_setopt(s->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
         curl_easy_setopt(s->curl, CURLOPT_DEBUGDATA, s);
         curl_easy_setopt(s->curl, CURLOPT_VERBOSE, 1L); /* feeds debug_cb, prints nothing */
+        /* smtp.timeout is seconds, as libcurl takes it here */
         curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT, cfg->timeout);
         curl_easy_setopt(s->curl, CURLOPT_TIMEOUT, cfg->timeout);
         /* never fall back to plain text when STARTTLS is expected */

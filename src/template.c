@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+
 /* Longest placeholder name quoted back in an error message; the rest is elided. */
 #define SHOWN_NAME_MAX 40
+/* the longest value is a roster's list of attendees: far below this for any session */
+#define RENDERED_MAX (64u << 20)
 
 static const char *const known[] = {
         "name",          "email",         "session_title", "session_date",  "session_time",
@@ -27,36 +31,7 @@ bool template_known(const char *name) {
         return false;
 }
 
-typedef struct {
-        char *data;
-        size_t len, cap;
-        bool oom;
-} buf_t;
-
-static void buf_add(buf_t *b, const char *s, size_t n) {
-        char *d;
-        size_t cap;
-
-        if (b->oom)
-                return;
-        if (b->len + n + 1 > b->cap) {
-                cap = b->cap ? b->cap : 256;
-                while (cap < b->len + n + 1)
-                        cap *= 2;
-                d = realloc(b->data, cap);
-                if (!d) {
-                        b->oom = true;
-                        return;
-                }
-                b->data = d;
-                b->cap = cap;
-        }
-        memcpy(b->data + b->len, s, n);
-        b->len += n;
-        b->data[b->len] = '\0';
-}
-
-static void buf_add_html(buf_t *b, const char *s) {
+static void put_html(buf_t *b, const char *s) {
         for (const char *p = s; *p; p++) {
                 const char *e = NULL;
 
@@ -68,9 +43,9 @@ static void buf_add_html(buf_t *b, const char *s) {
                 case '\'': e = "&#39;"; break;
                 }
                 if (e)
-                        buf_add(b, e, strlen(e));
+                        buf_puts(b, e);
                 else
-                        buf_add(b, p, 1);
+                        buf_putc(b, *p);
         }
 }
 
@@ -151,17 +126,16 @@ static int unknown_error(char **ret_err, const char *key, size_t n, unsigned lin
 
 int template_render(const char *text, const tvar_t *vars, size_t n_vars, bool html,
                     char **ret, char **ret_err) {
-        buf_t b = {};
+        buf_t b = BUF_INIT(RENDERED_MAX);
         const char *p = text, *open;
         int r;
 
-        buf_add(&b, "", 0);
         while ((open = strstr(p, "{{"))) {
                 const char *key, *after;
                 const tvar_t *v;
                 size_t n;
 
-                buf_add(&b, p, open - p);
+                buf_put(&b, p, open - p);
                 r = scan_placeholder(open, &key, &n, &after);
                 if (r < 0) {
                         r = set_error(ret_err, "unclosed {{ on line %u", line_of(text, open));
@@ -174,22 +148,16 @@ int template_render(const char *text, const tvar_t *vars, size_t n_vars, bool ht
                 v = find_var(vars, n_vars, key, n);
                 if (v && v->value) {
                         if (html)
-                                buf_add_html(&b, v->value);
+                                put_html(&b, v->value);
                         else
-                                buf_add(&b, v->value, strlen(v->value));
+                                buf_puts(&b, v->value);
                 }
                 p = after;
         }
-        buf_add(&b, p, strlen(p));
-        if (b.oom) {
-                r = -ENOMEM;
-                goto out;
-        }
-
-        *ret = b.data;
-        return 0;
+        buf_puts(&b, p);
+        return buf_steal(&b, ret, NULL);
 out:
-        free(b.data);
+        buf_free(&b);
         return r;
 }
 

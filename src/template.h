@@ -8,7 +8,7 @@ typedef struct {
         const char *value; /* NULL renders as "" */
 } tvar_t;
 
-/* true if name is one of the placeholders meccd knows (SPEC 7) */
+/* true if name is one of the placeholders meccd knows (meccd.conf(5), Placeholders) */
 bool template_known(const char *name);
 
 /* Render text, replacing {{ key }} (spaces inside the braces allowed) with its value.

@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 
@@ -221,8 +223,10 @@ static void test_formats_for_people(void **state)
         assert_string_equal(buf, "2026-09-22T09:30:00Z");
         clock_format_rfc5322(TUE_22_SEP_1030_BST, buf, sizeof(buf));
         assert_string_equal(buf, "Tue, 22 Sep 2026 10:30:00 +0100");
-        clock_format_rfc5322(MON_26_OCT_1030_GMT, buf, sizeof(buf));
+        assert_int_equal(clock_format_rfc5322(MON_26_OCT_1030_GMT, buf, sizeof(buf)), 0);
         assert_string_equal(buf, "Mon, 26 Oct 2026 10:30:00 +0000");
+        assert_int_equal(clock_format_rfc5322(INT64_C(253402300800), buf, sizeof(buf)), -EINVAL);
+        assert_int_equal(clock_format_rfc5322(INT64_C(-2208988801), buf, sizeof(buf)), -EINVAL);
 }
 
 static void test_formats_follow_the_zone(void **state)
@@ -249,8 +253,43 @@ static void test_unknown_zone_keeps_the_old_one(void **state)
         assert_int_equal(clock_set_zone(""), -EINVAL);
         assert_int_equal(clock_set_zone("../../etc/passwd"), -EINVAL);
         assert_int_equal(clock_set_zone("/etc/localtime"), -EINVAL);
+        /* a directory of the tz database is no zone (glibc would quietly use UTC) */
+        assert_int_equal(clock_set_zone("Europe"), -ENOENT);
         assert_string_equal(clock_zone(), "Europe/London");
         check_time("2026-09-22 10:30", TUE_22_SEP_1030_BST);
+}
+
+static void test_zone_exists_changes_nothing(void **state)
+{
+        const char *tz;
+
+        (void) state;
+        assert_true(clock_zone_exists("America/New_York"));
+        assert_true(clock_zone_exists("UTC"));
+        assert_true(clock_zone_exists("Etc/GMT+5"));
+        assert_false(clock_zone_exists("Europe"));
+        assert_false(clock_zone_exists("Mars/Olympus_Mons"));
+        assert_false(clock_zone_exists(""));
+        assert_false(clock_zone_exists(NULL));
+        assert_false(clock_zone_exists("../../etc/passwd"));
+        assert_string_equal(clock_zone(), "Europe/London");
+        tz = getenv("TZ");
+        assert_non_null(tz);
+        assert_string_equal(tz, "Europe/London");
+}
+
+static void test_monotonic_usec(void **state)
+{
+        struct timespec ts;
+        usec_t a, b;
+
+        (void) state;
+        a = clock_monotonic();
+        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        b = clock_monotonic();
+        assert_true(a <= b);
+        assert_true(a / USEC_PER_SEC <= (usec_t) ts.tv_sec);
+        assert_true((usec_t) ts.tv_sec <= b / USEC_PER_SEC);
 }
 
 static void test_now_can_be_replaced(void **state)
@@ -282,6 +321,8 @@ int main(void)
                 cmocka_unit_test_setup(test_formats_for_people, setup),
                 cmocka_unit_test_setup(test_formats_follow_the_zone, setup),
                 cmocka_unit_test_setup(test_unknown_zone_keeps_the_old_one, setup),
+                cmocka_unit_test_setup(test_zone_exists_changes_nothing, setup),
+                cmocka_unit_test_setup(test_monotonic_usec, setup),
                 cmocka_unit_test_setup(test_now_can_be_replaced, setup),
         };
 

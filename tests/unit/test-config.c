@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -42,7 +43,16 @@ static void write_conf(const char *text)
         assert_int_equal(fclose(f), 0);
 }
 
-/* text must be rejected with an error naming this file, line and option (or phrase) */
+/* the process's zone, as clock.c and the C library see it */
+static void assert_zone(const char *name)
+{
+        assert_string_equal(clock_zone(), name);
+        assert_non_null(getenv("TZ"));
+        assert_string_equal(getenv("TZ"), name);
+}
+
+/* text must be rejected with an error naming this file, line and option (or phrase), and
+ * leave the process as it was */
 static void check_bad(const char *text, int line, const char *option)
 {
         config_t *c = NULL;
@@ -50,9 +60,10 @@ static void check_bad(const char *text, int line, const char *option)
         int r;
 
         write_conf(text);
-        r = config_load(path, &c, &err);
+        r = config_parse(path, &c, &err);
+        assert_zone("Europe/London");
         if (r != -EINVAL)
-                fail_msg("config_load returned %d for:\n%s", r, text);
+                fail_msg("config_parse returned %d for:\n%s", r, text);
         assert_null(c);
         assert_non_null(err);
         snprintf(where, sizeof(where), "%s:%d: ", path, line);
@@ -81,6 +92,66 @@ static void test_unknown_timezone(void **state)
         (void) state;
         check_bad("timezone = \"Mars/Olympus_Mons\"\n", 1, "option timezone: unknown time zone");
         check_bad("\ntimezone = \"\"\n", 2, "option timezone");
+        /* a directory of the tz database, which the C library would quietly take for UTC */
+        check_bad("# zone\ntimezone = \"Europe\"\n", 2,
+                  "option timezone: unknown time zone \"Europe\"");
+        check_bad("timezone = \"America/New_York\"\nscan_interval = 0\n", 2, "scan_interval");
+}
+
+/* checking a file changes nothing; applying it selects its zone */
+static void test_parse_then_apply(void **state)
+{
+        config_t *c = NULL;
+        char *err = NULL;
+
+        (void) state;
+        write_conf("timezone = \"America/New_York\"\n");
+        if (config_parse(path, &c, &err) < 0)
+                fail_msg("rejected: %s", err);
+        assert_string_equal(c->timezone, "America/New_York");
+        assert_zone("Europe/London");
+        assert_int_equal(config_apply(c, &err), 0);
+        assert_zone("America/New_York");
+        config_free(c);
+        assert_int_equal(clock_set_zone("Europe/London"), 0);
+}
+
+static void test_not_a_regular_file(void **state)
+{
+        config_t *c = NULL;
+        char *err = NULL, fifo[160];
+
+        (void) state;
+        assert_int_equal(config_parse(dir, &c, &err), -EINVAL);
+        assert_null(c);
+        assert_non_null(err);
+        if (!strstr(err, dir) || !strstr(err, "not a regular file"))
+                fail_msg("error \"%s\" should name %s as not a regular file", err, dir);
+        free(err);
+        err = NULL;
+        /* a FIFO with no writer is refused, not waited on */
+        snprintf(fifo, sizeof(fifo), "%s/fifo.conf", dir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        assert_int_equal(config_parse(fifo, &c, &err), -EINVAL);
+        assert_non_null(err);
+        free(err);
+        assert_int_equal(unlink(fifo), 0);
+}
+
+static void test_mail_domain(void **state)
+{
+        config_t *c = NULL;
+        char *err = NULL;
+
+        (void) state;
+        write_conf("smtp { from = \"MECC <Training@Mail.Example.org>\" }\n");
+        if (config_parse(path, &c, &err) < 0)
+                fail_msg("rejected: %s", err);
+        assert_string_equal(config_mail_domain(c), "@Mail.Example.org");
+        free(c->smtp.from_addr);
+        c->smtp.from_addr = NULL;
+        assert_string_equal(config_mail_domain(c), "@meccd.invalid");
+        config_free(c);
 }
 
 static void test_bad_smtp_url(void **state)
@@ -337,6 +408,9 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_bad_duration, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_timezone, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_parse_then_apply, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_not_a_regular_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_mail_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_smtp_url, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_tls, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_from_address, setup, teardown),
