@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -348,6 +350,61 @@ db_t *db_close(db_t *db)
         free(db->instance);
         free(db);
         return NULL;
+}
+
+/* "root:root" for a file, "uid 0" when the names cannot be had. */
+static void owner_of(const struct stat *st, char *buf, size_t n)
+{
+        struct passwd *pw = getpwuid(st->st_uid);
+        struct group *gr = getgrgid(st->st_gid);
+
+        if (pw && gr)
+                snprintf(buf, n, "%s:%s", pw->pw_name, gr->gr_name);
+        else
+                snprintf(buf, n, "uid %u, gid %u", (unsigned) st->st_uid, (unsigned) st->st_gid);
+}
+
+int db_check_writable(const char *path, char **ret_err)
+{
+        static const char *const suffixes[] = { "", "-wal", "-shm" };
+        struct passwd *me = getpwuid(geteuid());
+        const char *who = me ? me->pw_name : "this user";
+        char *dir = strdup(path), *slash, file[4096], owner[128];
+        struct stat st;
+        int r = 0;
+
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = '\0';
+        else
+                strcpy(dir, ".");
+        /* SQLite makes the -wal and -shm files beside the database */
+        if (stat(dir, &st) == 0 && access(dir, W_OK | X_OK) < 0) {
+                owner_of(&st, owner, sizeof(owner));
+                if (asprintf(ret_err, "the directory %s of the database is owned by %s (mode %04o) and %s "
+                             "cannot write in it; as root: chown %s %s", dir, owner,
+                             (unsigned) st.st_mode & 07777, who, who, dir) < 0)
+                        *ret_err = NULL;
+                r = -EACCES;
+                goto out;
+        }
+        for (size_t i = 0; i < 3; i++) {
+                snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+                if (stat(file, &st) < 0 || access(file, R_OK | W_OK) == 0)
+                        continue;
+                owner_of(&st, owner, sizeof(owner));
+                if (asprintf(ret_err, "the database file %s is owned by %s (mode %04o) and %s cannot write "
+                             "it (was it created or restored by root?); as root: chown %s: %s %s-wal %s-shm",
+                             file, owner, (unsigned) st.st_mode & 07777, who, who, path, path, path) < 0)
+                        *ret_err = NULL;
+                r = -EACCES;
+                goto out;
+        }
+out:
+        free(dir);
+        return r;
 }
 
 int db_lock_sender(db_t *db)

@@ -17,6 +17,12 @@ db_t *db_close(db_t *db);
 int db_open_copy(db_t *src, db_t **ret);
 sqlite3 *db_handle(db_t *db);
 
+/* Whether this process can write the database at path (and its -wal and -shm files, and
+ * the directory they are made in). -EACCES with a sentence naming the file, its owner
+ * and the chown that fixes it (a database created or restored by root); 0 when it can,
+ * or when nothing is there yet. */
+int db_check_writable(const char *path, char **ret_err);
+
 /* Only one process sends from a database, so nothing is claimed twice and what a crash
  * left claimed can be taken back at start: a lock on the file, held until db_close().
  * -EBUSY when another process (a daemon, a `meccd --once`) holds it. */

@@ -32,7 +32,6 @@ struct deliver {
         bool rebuild;           /* settings changed: new pool once idle */
         bool stopping;
         bool pumping;
-        char *password;
         double tokens;          /* max_per_minute token bucket */
         struct timespec refilled;
         sd_event_source *wake;  /* the rate limit's refill, or a locked database */
@@ -85,15 +84,6 @@ deliver_t *deliver_new(db_t *db, const config_t *c, const templates_t *t, sd_eve
         return d;
 }
 
-static void forget_password(deliver_t *d)
-{
-        if (d->password) {
-                explicit_bzero(d->password, strlen(d->password));
-                free(d->password);
-                d->password = NULL;
-        }
-}
-
 static void clear_done(deliver_t *d)
 {
         for (size_t i = 0; i < d->n_done; i++)
@@ -134,7 +124,6 @@ deliver_t *deliver_free(deliver_t *d)
         sd_event_source_disable_unref(d->wake);
         sd_event_source_disable_unref(d->later);
         sd_event_unref(d->event);
-        forget_password(d);
         free(d);
         return NULL;
 }
@@ -231,23 +220,28 @@ static void wake_in(deliver_t *d, uint64_t usec)
 
 static int ensure_pool(deliver_t *d)
 {
-        char *err = NULL;
+        char *err = NULL, *password = NULL;
         int r;
 
-        if (d->pool && d->rebuild && smtp_pool_in_flight(d->pool) == 0) {
+        if (d->pool && d->rebuild && smtp_pool_in_flight(d->pool) == 0)
                 d->pool = smtp_pool_free(d->pool);
-                forget_password(d);
-        }
         if (d->pool)
                 return 0;
         d->rebuild = false;
-        r = smtp_load_password(&d->c->smtp, &d->password, &err);
+        r = smtp_load_password(&d->c->smtp, &password, &err);
         if (r < 0) {
                 log_msg(LOG_ERR, "%s", err ? err : "cannot read the SMTP password");
                 free(err);
                 return r;
         }
-        return smtp_pool_new(d->event, &d->c->smtp, d->password, &d->pool);
+        r = smtp_pool_new(d->event, &d->c->smtp, password, &d->pool);
+        /* libcurl has what it needs: our copy goes at once, and is read again for the
+         * next pool (a reload) */
+        if (password) {
+                explicit_bzero(password, strlen(password));
+                free(password);
+        }
+        return r;
 }
 
 /* What an SMTP result means for the row: sent, failed for good, or again later. */

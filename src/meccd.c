@@ -3,6 +3,8 @@
 #include <inttypes.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,13 @@
 #define STOP_GRACE_USEC (8 * USEC_PER_SEC)
 /* The scan and stop timers: sd-event may fire them this late, to wake up less often. */
 #define TIMER_ACCURACY_USEC (100 * USEC_PER_MSEC)
+/* A scan that met a locked database is tried again this soon, in seconds. */
+#define SCAN_BUSY_RETRY_SEC 1
+/* How long a statement of the daemon waits for the website's write lock: short, since
+ * the wait blocks the event loop; a locked step is tried again on a timer instead. */
+#define DAEMON_BUSY_TIMEOUT_MS 100
+/* While another meccd holds the database at start: look again this often, in seconds. */
+#define LOCK_RETRY_SEC 1
 
 typedef struct {
         const char *config_path;
@@ -38,8 +47,12 @@ typedef struct {
         deliver_t *outbox;
         sd_event *event;
         sd_event_source *timer, *grace;
+        sd_event_source *more;  /* the rest of a scan too long for one turn of the loop */
         int64_t next_scan;      /* Unix seconds, for the status line */
-        unsigned failed_scans;
+        int64_t scan_now;       /* the moment the scan under way judges by */
+        scan_step_t cursor;     /* where it is */
+        scan_stats_t stats;     /* what it did so far */
+        bool stopping;
 } daemon_t;
 
 static void usage(FILE *f)
@@ -138,23 +151,81 @@ static int arm_scan(daemon_t *d, usec_t delay)
         return r;
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+/* One journal line for a scan that did something, with what was delivered since. */
+static void log_scan(daemon_t *d)
 {
-        daemon_t *d = userdata;
-        scan_stats_t stats;
-        int64_t now = clock_now();
-        int r;
+        deliver_stats_t ds = deliver_take_stats(d->outbox);
+        char what[256];
 
-        (void) s;
-        (void) usec;
-        if (scan_run(d->db, d->cfg, now, &stats) < 0)
-                d->failed_scans++;
-        mark_scanned(d, now);
+        scan_stats_format(&d->stats, what, sizeof(what));
+        if (!*what && !ds.sent && !ds.deferred && !ds.failed && !ds.expired)
+                return;
+        log_msg(LOG_INFO, "scan: %s%sdelivered since the last scan: %u sent, %u deferred, %u failed, %u dropped",
+                *what ? what : "", *what ? "; " : "", ds.sent, ds.deferred, ds.failed, ds.expired);
+}
+
+/* Go on with the scan under way: a slice at a time, the loop turning in between. */
+static int scan_more(daemon_t *d)
+{
+        int r = scan_continue(d->db, d->cfg, d->scan_now, &d->cursor, &d->stats);
+
+        if (r > 0)
+                return sd_event_source_set_enabled(d->more, SD_EVENT_ONESHOT);
+        if (r == -EBUSY) {
+                /* the website holds the database: soon, not at the next interval */
+                d->next_scan = clock_now() + SCAN_BUSY_RETRY_SEC;
+                notify_status(d, "");
+                return arm_scan(d, SCAN_BUSY_RETRY_SEC * USEC_PER_SEC);
+        }
+        if (r == 0) {
+                mark_scanned(d, d->scan_now);
+                log_scan(d);
+        }
+        d->cursor = 0;
         deliver_kick(d->outbox);
         d->next_scan = clock_now() + d->cfg->scan_interval;
         r = arm_scan(d, (usec_t) d->cfg->scan_interval * USEC_PER_SEC);
         notify_status(d, "");
         return r;
+}
+
+static int on_more(sd_event_source *s, void *userdata)
+{
+        daemon_t *d = userdata;
+
+        (void) s;
+        return d->stopping ? 0 : scan_more(d);
+}
+
+/* A database root put back (a restore, a `cp`) is found at the next scan, not by a
+ * write that fails and is rolled back for ever. */
+static bool writable(daemon_t *d)
+{
+        char *err = NULL;
+
+        if (db_check_writable(d->cfg->database, &err) >= 0)
+                return true;
+        log_msg(LOG_ERR, "%s", err ? err : "cannot write the database");
+        (void) sd_notifyf(0, "STATUS=stopped: cannot write the database %s (see the journal)",
+                          d->cfg->database);
+        d->next_scan = clock_now() + d->cfg->scan_interval;
+        free(err);
+        return false;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        daemon_t *d = userdata;
+
+        (void) s;
+        (void) usec;
+        if (!writable(d))
+                return arm_scan(d, (usec_t) d->cfg->scan_interval * USEC_PER_SEC);
+        /* a scan that stopped at a locked step carries on from it, judged by the new now */
+        if (d->cursor == 0)
+                d->stats = (scan_stats_t) { 0 };
+        d->scan_now = clock_now();
+        return scan_more(d);
 }
 
 static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -206,16 +277,34 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
         log_ctx_t ctx = { .message_id = MID_STOPPING };
 
         (void) s;
+        d->stopping = true;
         (void) sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         log_ctx(LOG_INFO, &ctx, "stopping on signal %u", si->ssi_signo);
         deliver_stop(d->outbox);
         if (d->timer)
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
-        if (deliver_in_flight(d->outbox) == 0)
+        if (!deliver_busy(d->outbox))
                 return sd_event_exit(d->event, 0);
         deliver_on_idle(d->outbox, exit_when_idle, d);
         return sd_event_add_time_relative(d->event, &d->grace, CLOCK_MONOTONIC, STOP_GRACE_USEC,
                                           TIMER_ACCURACY_USEC, on_grace_over, d);
+}
+
+/* SIGTERM and SIGINT stop; SIGHUP reloads the daemon and stops a one-shot run, which
+ * has nothing to reload for. Either way the stop records what was sent. */
+static int add_signals(daemon_t *d)
+{
+        sd_event_signal_handler_t hup = d->once ? on_term : on_hup;
+        int r;
+
+        if ((r = sd_event_add_signal(d->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_term, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, hup, d)) < 0)
+                return r;
+        r = sd_event_add_defer(d->event, &d->more, on_more, d);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->more, SD_EVENT_OFF);
+        return r;
 }
 
 /* Signals, the first scan at once, the watchdog, READY=1, then the loop until a stop. */
@@ -224,9 +313,8 @@ static int run_loop(daemon_t *d)
         log_ctx_t ctx = { .message_id = MID_STARTED };
         int r;
 
-        if ((r = sd_event_add_signal(d->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_term, d)) < 0 ||
-            (r = sd_event_add_signal(d->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, d)) < 0 ||
-            (r = sd_event_add_signal(d->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_hup, d)) < 0)
+        r = add_signals(d);
+        if (r < 0)
                 goto fail;
         deliver_on_idle(d->outbox, on_idle, d);
         d->next_scan = clock_now();
@@ -248,22 +336,27 @@ fail:
         return EX_OSERR;
 }
 
-/* One scan, then deliver everything due (respecting the rate limit), then return. */
+/* One scan, then deliver everything due (respecting the rate limit), then return. A
+ * SIGTERM, SIGINT or SIGHUP stops it as it stops the daemon: what was sent is recorded. */
 static int run_once(daemon_t *d)
 {
-        int64_t now = clock_now();
         int r;
 
-        r = scan_run(d->db, d->cfg, now, NULL);
+        r = add_signals(d);
+        if (r < 0)
+                return EX_OSERR;
+        d->scan_now = clock_now();
+        r = scan_run(d->db, d->cfg, d->scan_now, &d->stats);
         if (r == -EBUSY)
                 return EX_TEMPFAIL;
         if (r < 0)
                 return EX_UNAVAILABLE;
-        mark_scanned(d, now);
+        mark_scanned(d, d->scan_now);
         deliver_on_idle(d->outbox, exit_when_idle, d);
         deliver_kick(d->outbox);
         if (deliver_busy(d->outbox) && sd_event_loop(d->event) < 0)
                 return EX_OSERR;
+        log_scan(d);
         return EX_OK;
 }
 
@@ -333,22 +426,58 @@ static int check_config(daemon_t *d)
         return EX_OK;
 }
 
-/* The database, and the emails a stop interrupted put back in the queue. */
+/* Before READY=1, the daemon waits for what another process holds (the website's write
+ * lock, a `meccd --once` still sending), saying so; a one-shot run does not wait. */
+static bool wait_for(daemon_t *d, const char *what)
+{
+        if (d->once)
+                return false;
+        (void) sd_notifyf(0, "STATUS=waiting: %s\nEXTEND_TIMEOUT_USEC=%llu", what,
+                          (unsigned long long) (LOCK_RETRY_SEC + 5) * USEC_PER_SEC);
+        sleep(LOCK_RETRY_SEC);
+        return true;
+}
+
+/* The database (writable by us, held by no other sender), and the emails a stop
+ * interrupted put back in the queue. */
 static int open_database(daemon_t *d)
 {
+        const char *path = d->cfg->database;
         char *err = NULL;
         int r;
 
-        r = db_open(d->cfg->database, &d->db, &err);
-        if (r < 0) {
-                log_msg(LOG_ERR, "%s", err ? err : "cannot open the database");
+        r = db_check_writable(path, &err);
+        if (r < 0)
+                goto fail;
+        while ((r = db_open(path, &d->db, &err)) == -EBUSY && wait_for(d, "the database is locked by another process")) {
                 free(err);
-                return r == -EBUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
+                err = NULL;
         }
-        r = outbox_recover(d->db, clock_now());
+        if (r < 0)
+                goto fail;
+        while ((r = db_lock_sender(d->db)) == -EBUSY && wait_for(d, "another meccd is sending from the database"))
+                ;
+        if (r == -EBUSY) {
+                log_msg(LOG_NOTICE, "another meccd is already sending from %s; it sends what is due", path);
+                return EX_TEMPFAIL;
+        }
+        if (r < 0 && asprintf(&err, "database %s: cannot take the sender's lock: %s", path, strerror(-r)) < 0)
+                err = NULL;
+        if (r < 0)
+                goto fail;
+        if (!d->once)
+                db_set_busy_timeout(d->db, DAEMON_BUSY_TIMEOUT_MS);
+        while ((r = outbox_recover(d->db, clock_now())) == -EBUSY && wait_for(d, "the database is locked by another process"))
+                ;
         if (r > 0)
                 log_msg(LOG_NOTICE, "%d email%s interrupted by a stop will be tried again", r, r == 1 ? "" : "s");
+        if (r == -EBUSY)
+                return EX_TEMPFAIL;
         return EX_OK;
+fail:
+        log_msg(LOG_ERR, "%s", err ? err : "cannot open the database");
+        free(err);
+        return r == -EBUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
 }
 
 /* The event loop and the outbox that delivers in it. */
@@ -373,6 +502,7 @@ static void daemon_done(daemon_t *d)
         deliver_free(d->outbox);
         sd_event_source_unref(d->timer);
         sd_event_source_unref(d->grace);
+        sd_event_source_disable_unref(d->more);
         sd_event_unref(d->event);
         db_close(d->db);
         templates_free(d->tpl);
@@ -385,6 +515,8 @@ int main(int argc, char **argv)
         daemon_t d = { .config_path = DEFAULT_CONFIG };
         int r, ret;
 
+        /* no core dump, which would hold the SMTP password (a watchdog abort dumps) */
+        (void) prctl(PR_SET_DUMPABLE, 0);
         r = parse_argv(argc, argv, &d);
         if (r <= 0)
                 return r < 0 ? EX_USAGE : EX_OK;

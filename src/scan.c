@@ -430,6 +430,38 @@ static int refuse(scan_t *x, const registration_t *g, int prio, const char *reas
         return set_registration(x, g->id, REG_INVALID, reason);
 }
 
+static const char SQL_SET_NAME[] = "UPDATE registrations SET name = ?2 WHERE id = ?1";
+
+/* A name pasted from elsewhere may carry a line break or a tab: those become spaces, and
+ * the volunteer keeps the booking. 1 when nothing is left of it, 0 when it is good now. */
+static int clean_name(scan_t *x, const registration_t *g)
+{
+        char *clean;
+        sqlite3_stmt *st;
+        size_t blank;
+        int r = 0;
+
+        if (text_is_line(g->name))
+                return strspn(g->name, " ") == strlen(g->name);
+        clean = text_one_line(g->name);
+        if (!clean)
+                return -ENOMEM;
+        blank = strspn(clean, " ");
+        memmove(clean, clean + blank, strlen(clean + blank) + 1);
+        for (size_t n = strlen(clean); n > 0 && clean[n - 1] == ' '; n--)
+                clean[n - 1] = '\0';
+        if (clean[0] == '\0')
+                r = 1;
+        else if (!(st = bound(x, SQL_SET_NAME, g->id, 0)))
+                r = -EIO;
+        else {
+                sqlite3_bind_text(st, 2, clean, -1, SQLITE_TRANSIENT);
+                r = db_step_done(st);
+        }
+        free(clean);
+        return r;
+}
+
 static int admit_one(scan_t *x, const session_t *unused, const registration_t *g, void *userdata)
 {
         session_cache_t *cache = userdata;
@@ -438,8 +470,9 @@ static int admit_one(scan_t *x, const session_t *unused, const registration_t *g
 
         (void) unused;
         x->stats->admitted++;
-        if (!text_is_line(g->name))
-                return refuse(x, g, LOG_WARNING, "name", "invalid: the name is empty or holds control characters");
+        r = clean_name(x, g);
+        if (r != 0)
+                return r < 0 ? r : refuse(x, g, LOG_WARNING, "name", "invalid: the name is empty");
         if (!addr_valid(g->email))
                 return refuse(x, g, LOG_WARNING, "address", "invalid: not a single valid email address");
         r = cache_get(x->db, cache, g->session_id, &s);
@@ -484,11 +517,15 @@ static int admit(scan_t *x)
         if (r < 0)
                 return r;
 
-        do {
+        /* a slice at a time: the caller commits it and comes back, so a mass import
+         * neither holds the database nor starves the event loop */
+        for (unsigned n = 0; n < SCAN_SLICE / SCAN_BATCH; n++) {
                 r = each_registration(x, bound(x, SQL_NEW, x->now, SCAN_BATCH), NULL, admit_one, &cache);
-        } while (r == SCAN_BATCH);
+                if (r < SCAN_BATCH)
+                        break;
+        }
         cache_clear(&cache);
-        return r < 0 ? r : 0;
+        return r < 0 ? r : r == SCAN_BATCH;
 }
 
 /* ---- 2. promote ---------------------------------------------------------------- */
@@ -879,27 +916,44 @@ int scan_step(db_t *db, const config_t *c, int64_t now, scan_step_t step, scan_s
         return steps[step].fn(&x);
 }
 
+int scan_continue(db_t *db, const config_t *c, int64_t now, scan_step_t *cursor, scan_stats_t *stats)
+{
+        int r;
+
+        if (*cursor >= _SCAN_STEP_MAX)
+                return 0;
+        r = db_begin(db);
+        if (r >= 0)
+                r = scan_step(db, c, now, *cursor, stats);
+        if (r >= 0) {
+                int k = db_commit(db);
+
+                r = k < 0 ? k : r;
+        }
+        if (r < 0) {
+                log_ctx_t ctx = { .message_id = r == -EBUSY ? MID_DB_BUSY : MID_SCAN_FAILED };
+                /* the reason is read before the rollback, which would replace it */
+                char *why = r == -EBUSY ? NULL : strdup(db_errmsg(db));
+
+                db_rollback(db);
+                log_ctx(r == -EBUSY ? LOG_WARNING : LOG_ERR, &ctx, "scan step %s: %s; it will be tried again",
+                        steps[*cursor].name, r == -EBUSY ? "the database is locked" : why ? why : strerror(-r));
+                free(why);
+                return r;
+        }
+        if (r == 0)
+                (*cursor)++;
+        return *cursor < _SCAN_STEP_MAX;
+}
+
 int scan_run(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
 {
         scan_stats_t st = { 0 };
-        int r = 0;
+        scan_step_t cursor = 0;
+        int r;
 
-        for (int i = 0; i < _SCAN_STEP_MAX; i++) {
-                r = db_begin(db);
-                if (r >= 0)
-                        r = scan_step(db, c, now, i, &st);
-                if (r >= 0)
-                        r = db_commit(db);
-                if (r < 0) {
-                        log_ctx_t ctx = { .message_id = r == -EBUSY ? MID_DB_BUSY : MID_SCAN_FAILED };
-
-                        db_rollback(db);
-                        log_ctx(r == -EBUSY ? LOG_WARNING : LOG_ERR, &ctx,
-                                "scan step %s: %s; it will be tried again at the next scan",
-                                steps[i].name, r == -EBUSY ? "the database is locked" : db_errmsg(db));
-                        break;
-                }
-        }
+        while ((r = scan_continue(db, c, now, &cursor, &st)) > 0)
+                ;
         if (stats)
                 *stats = st;
         return r;

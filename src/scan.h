@@ -10,6 +10,9 @@
 /* Registrations admitted per query: a bound on memory, not on work (a step goes on
  * until none is left). */
 #define SCAN_BATCH 512
+/* Registrations admitted per transaction: a mass import is admitted a slice at a time,
+ * each committed, with the event loop (watchdog, signals) run between slices. */
+#define SCAN_SLICE 8192
 
 typedef enum scan_step {
         SCAN_CHECK,     /* sessions the website wrote or changed: held back, or told */
@@ -31,12 +34,19 @@ typedef struct {
         unsigned promoted, closed, queued, done, erased;
 } scan_stats_t;
 
-/* Every step in order, each in its own transaction. A step that meets a locked database
- * (-EBUSY) is rolled back and the scan stops there: the next scan picks it up, nothing is
- * lost. stats may be NULL. */
+/* Every step in order, each in its own transaction(s). A step that meets a locked
+ * database (-EBUSY) is rolled back and the scan stops there: the next scan picks it up,
+ * nothing is lost. stats may be NULL. */
 int scan_run(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats);
 
-/* One step, inside the caller's transaction; adds to *stats (may be NULL). */
+/* Go on with the scan from *cursor (0 to begin): one step, or one slice of a long one,
+ * in its own transaction. 1 when there is more (call again; the event loop may run in
+ * between), 0 when the scan is complete, negative errno when a step failed (rolled back
+ * and logged; the cursor stays on it, so calling again tries it again). */
+int scan_continue(db_t *db, const config_t *c, int64_t now, scan_step_t *cursor, scan_stats_t *stats);
+
+/* One step (or slice), inside the caller's transaction; adds to *stats (may be NULL).
+ * 1 when a slice was done and more of the step is left. */
 int scan_step(db_t *db, const config_t *c, int64_t now, scan_step_t step, scan_stats_t *stats);
 
 static inline int scan_close(db_t *db, const config_t *c, int64_t now, scan_stats_t *stats)
