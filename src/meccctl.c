@@ -344,7 +344,7 @@ static int cmd_session_add(ctl_t *x, int argc, char **argv)
 static const char SQL_SESSION_EDIT[] =
         "UPDATE sessions SET title = ifnull(?2, title), starts_at = ?3, ends_at = ?4,"
         " capacity = ?5, join_url = ?6, trainer_email = ifnull(?7, trainer_email),"
-        " closes_at = ifnull(?8, closes_at),"
+        " closes_at = ifnull(?8, closes_at), elearning_url = ifnull(?11, elearning_url),"
         " seq = seq + ?9, change_note = CASE WHEN ?9 THEN ?10 ELSE change_note END,"
         " changed_outbox = CASE WHEN ?9 THEN (SELECT ifnull(max(id), 0) FROM outbox) ELSE changed_outbox END"
         " WHERE id = ?1";
@@ -384,7 +384,8 @@ static int cmd_session_edit(ctl_t *x, int argc, char **argv)
 
         if (argc < 2)
                 return fail(EX_USAGE, "usage: session edit ID [--title T] [--start TIME] [--end TIME]"
-                                      " [--capacity N] [--join-url U] [--trainer EMAIL] [--closes TIME]");
+                                      " [--capacity N] [--join-url U] [--elearning-url U] [--trainer EMAIL]"
+                                      " [--closes TIME]");
         r = get_session(x, argv[1], &s);
         if (r)
                 return r;
@@ -423,6 +424,7 @@ static int cmd_session_edit(ctl_t *x, int argc, char **argv)
         db_bind_time(st, 8, closes);
         sqlite3_bind_int(st, 9, changed);
         db_bind_text(st, 10, note);
+        db_bind_text(st, 11, a.elearning_url);
         r = db_step_done(st);
         r = r < 0 ? db_fail(x, r) : EX_OK;
         if (!r && !x->json)
@@ -1350,7 +1352,7 @@ static void usage(FILE *f)
                 "              [--elearning-url U] [--trainer EMAIL] [--closes TIME]\n"
                 "  session list | session show ID | session cancel ID | session close ID\n"
                 "  session edit ID [--title T] [--start TIME] [--end TIME] [--capacity N]\n"
-                "              [--join-url U] [--trainer EMAIL] [--closes TIME]\n"
+                "              [--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]\n"
                 "  register SESSION_ID --name NAME --email EMAIL\n"
                 "  cancel REGISTRATION_ID\n"
                 "  elearning-done REGISTRATION_ID|EMAIL\n"

@@ -293,6 +293,36 @@ def test_session_edit(env):
     assert p.returncode == 65 and "done" in p.stderr
 
 
+def test_session_edit_applies_every_option(env):
+    """Each option that `session edit` accepts changes what `session show` says (one of them
+    was once accepted and dropped). The options come from meccctl's own usage: a new option
+    fails here until it has a line below."""
+    sid = env.add_session("Before", "2026-09-22 10:30", "2026-09-22 12:00", 5, "2026-08-01 09:00",
+                          "--join-url", "https://meet.example.org/a", "--elearning-url",
+                          "https://learn.example.org/a", "--trainer", "a@example.org")
+    edits = {  # option: (value, JSON field, the field's value afterwards)
+        "--title": ("After", "title", "After"),
+        "--start": ("2026-09-22 09:30", "starts_at", "2026-09-22T08:30:00Z"),
+        "--end": ("2026-09-22 13:00", "ends_at", "2026-09-22T12:00:00Z"),
+        "--capacity": ("7", "capacity", 7),
+        "--join-url": ("https://meet.example.org/b", "join_url", "https://meet.example.org/b"),
+        "--elearning-url": ("https://learn.example.org/b", "elearning_url",
+                            "https://learn.example.org/b"),
+        "--trainer": ("b@example.org", "trainer_email", "b@example.org"),
+        "--closes": ("2026-09-20 17:00", "closes_at", "2026-09-20T16:00:00Z"),
+    }
+    usage = env.ctl("--help").stdout
+    line = re.search(r"^ +session edit (.*(?:\n {6,}\S.*)*)", usage, re.M)
+    assert line, usage
+    assert set(re.findall(r"--[a-z-]+", line.group(1))) == set(edits), line.group(1)
+    for opt, (value, field, want) in edits.items():
+        before = env.ctl_json("session", "show", sid)
+        assert before[field] != want, (opt, before)
+        env.ctl("session", "edit", sid, opt, value, now="2026-08-02 09:00")
+        after = env.ctl_json("session", "show", sid)
+        assert after[field] == want, (opt, after)
+
+
 def test_session_cancel(env):
     sid = env.add_session("MECC live session", "2026-09-22 10:30", "2026-09-22 12:00", 1)
     nxt = env.add_session("Next one", "2026-10-06 10:30", "2026-10-06 12:00", 5)
