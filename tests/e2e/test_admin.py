@@ -5,10 +5,13 @@ import csv
 import email
 import email.policy
 import io
+import json
 import os
 import re
 
-from harness import SmtpServer, with_env
+import subprocess
+
+from harness import BUILD, SmtpServer, with_env
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SESSION_FIELDS = {"id", "title", "starts_at", "ends_at", "closes_at", "capacity", "status",
@@ -136,6 +139,46 @@ def test_bad_commands_and_data(env):
                 now="2026-09-01 09:00")
     assert re.fullmatch(r"\d+\n", p.stdout), p.stdout
     assert env.ctl_json("session", "list")[0]["id"] == sid  # nothing else was added
+
+
+def test_command_line_forms(env):
+    """The global options may come anywhere on the line; a group alone lists its commands;
+    a value that is not a time is named."""
+    sid = env.add_session("S", "2026-09-22 10:30", "2026-09-22 12:00", 2)
+
+    def ctl(*args):
+        return subprocess.run([os.path.join(BUILD, "meccctl")] + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=60)
+
+    want = env.ctl_json("session", "show", sid)
+    for args in (["session", "show", sid, "--json", "-c", env.conf],
+                 ["session", "--json", "show", sid, "--config=" + env.conf],
+                 ["-c", env.conf, "session", "show", "--now", "2026-08-01 09:00", sid, "--json"]):
+        p = ctl(*args)
+        assert p.returncode == 0 and json.loads(p.stdout) == want, (args, p.stdout, p.stderr)
+    p = ctl("status", "--json", "-c", env.conf, "--now", "2026-08-01 09:00")
+    assert json.loads(p.stdout)["open_sessions"] == 1, (p.stdout, p.stderr)
+    # an option's value is the option's, even when it looks like a global option
+    p = ctl("register", sid, "--name", "--json", "--email", "j@example.org", "-c", env.conf)
+    assert p.returncode == 0 and re.fullmatch(r"\d+\n", p.stdout), (p.stdout, p.stderr)
+    assert env.ctl_json("registrations", "list")[0]["name"] == "--json"
+
+    for group, verbs in (("session", ("add", "list", "show", "edit", "cancel", "close")),
+                         ("registrations", ("list",)), ("outbox", ("list", "retry")),
+                         ("import", ("registrations", "elearning"))):
+        p = env.ctl(group, check=False)
+        assert p.returncode == 64 and "unknown command" not in p.stderr, (group, p.stderr)
+        for verb in verbs:
+            assert re.search(r"^ +%s %s\b" % (group, verb), p.stderr, re.M), (group, verb, p.stderr)
+        assert p.stdout == ""
+    p = env.ctl("session", "frobnicate", check=False)
+    assert p.returncode == 64 and 'unknown command "session frobnicate"' in p.stderr, p.stderr
+    p = env.ctl("session", "add", "--help")
+    assert p.stdout.strip().startswith("session add --title T"), p.stdout
+
+    p = env.ctl("upcoming", "--until", "tomorrow", check=False)
+    assert p.returncode == 64, p.returncode
+    assert '--until: "tomorrow" is not a time like "2026-09-22 10:30"' in p.stderr, p.stderr
 
 
 # ---- CSV imports ------------------------------------------------------------------------------
