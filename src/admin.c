@@ -114,6 +114,21 @@ static session_t apply_fields(const session_t *s, const session_fields_t *f)
         return n;
 }
 
+/* Why a new session at these times is most likely a mistake. */
+static void why_too_soon(const admin_t *a, const session_t *s, char **ret_why)
+{
+        char start[64], cutoff[64];
+
+        clock_format_local(s->starts_at, start, sizeof(start));
+        if (s->starts_at <= a->now) {
+                (void) say(0, ret_why, "the session would start %s, which is in the past", start);
+                return;
+        }
+        clock_format_local(plan_cutoff(a->cfg, s->starts_at, s->closes_at), cutoff, sizeof(cutoff));
+        (void) say(0, ret_why, "bookings for a session starting %s close %s, which is already past:"
+                   " they would be closed at once and the roster sent at the next scan", start, cutoff);
+}
+
 static void bind_session(sqlite3_stmt *st, const session_t *s)
 {
         sqlite3_bind_text(st, 2, s->title, -1, SQLITE_TRANSIENT);
@@ -140,7 +155,11 @@ int admin_session_add(const admin_t *a, const session_fields_t *f, bool force, i
                 return r;
         if (s.ends_at <= s.starts_at)
                 return say(ADMIN_REFUSED, ret_why, "the end must be after the start");
-        (void) force;
+        if (!plan_bookable(a->cfg, &s, a->now)) {
+                why_too_soon(a, &s, ret_why);
+                if (!force)
+                        return ADMIN_NEEDS_FORCE;
+        }
         st = db_stmt(a->db, SQL_SESSION_ADD);
         if (!st)
                 return -EIO;

@@ -15,7 +15,7 @@
         { "trainer", required_argument, NULL, 'r' },                    \
         { "closes", required_argument, NULL, 'x' }
 
-static const struct option add_opts[] = { SESSION_OPTS, {} };
+static const struct option add_opts[] = { SESSION_OPTS, { "force", no_argument, NULL, 'f' }, {} };
 static const struct option edit_opts[] = { SESSION_OPTS, {} };
 
 typedef struct {
@@ -108,10 +108,16 @@ static int cmd_add(ctl_t *x, int argc, char **argv)
         r = to_fields(&a, &f);
         if (r)
                 return r;
-        r = admin_session_add(&x->admin, &f, false, &id, &why);
-        if (r == 0)
+        r = admin_session_add(&x->admin, &f, a.force, &id, &why);
+        if (r == ADMIN_NEEDS_FORCE)
+                r = ctl_fail(EX_DATAERR, "%s; nothing was added (--force adds it all the same)",
+                             why ? why : "the session is not bookable");
+        else if (r == 0) {
+                if (why)
+                        fprintf(stderr, "meccctl: warning: %s\n", why);
                 printf("%lld\n", (long long) id);
-        r = ctl_result(x, r, why);
+        } else
+                r = ctl_result(x, r, why);
         free(why);
         return r;
 }
@@ -223,7 +229,7 @@ static int cmd_close(ctl_t *x, int argc, char **argv)
 const ctl_verb_t ctl_session_verbs[] = {
         { "session", "add", cmd_add, add_opts,
           "--title T --start TIME --end TIME --capacity N\n"
-          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]" },
+          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME] [--force]" },
         { "session", "list", cmd_list, NULL, "" },
         { "session", "show", cmd_show, NULL, "ID" },
         { "session", "edit", cmd_edit, edit_opts,

@@ -287,6 +287,32 @@ def test_cancel_registration_promotes(env):
     assert avail == [(1, 0, 0, 1)], avail
 
 
+def test_session_add_refuses_what_would_close_at_once(env):
+    """A start sooner than the booking cutoff (bookings would close at once and the roster go
+    out) or in the past is most likely a typo: refused unless --force."""
+    soon = ["session", "add", "--title", "Soon", "--start", "2026-09-05 10:30", "--end",
+            "2026-09-05 12:00", "--capacity", "5"]
+    now = "2026-09-01 09:00"
+    p = env.ctl(*soon, now=now, check=False)
+    assert p.returncode == 65, (p.returncode, p.stderr)
+    assert "close 2026-08-29 10:30 BST, which is already past" in p.stderr, p.stderr
+    assert "--force" in p.stderr and p.stdout == "", (p.stdout, p.stderr)
+    past = soon[:5] + ["2026-08-31 10:30", "--end", "2026-08-31 12:00"] + soon[8:]
+    p = env.ctl(*past, now=now, check=False)
+    assert p.returncode == 65 and "in the past" in p.stderr, (p.returncode, p.stderr)
+    assert env.sql("SELECT count(*) FROM sessions") == [(0,)]
+
+    # its own cutoff, still to come: nothing to warn about
+    p = env.ctl(*soon, "--closes", "2026-09-04 12:00", now=now)
+    assert re.fullmatch(r"\d+\n", p.stdout) and p.stderr == "", (p.stdout, p.stderr)
+    # forced: added, with the warning
+    p = env.ctl(*soon, "--force", now=now)
+    sid = int(p.stdout)
+    assert "warning: " in p.stderr and "already past" in p.stderr, p.stderr
+    env.scan("2026-09-01 09:05")
+    assert env.ctl_json("session", "show", sid)["status"] == "closed"
+
+
 def test_session_edit(env):
     sid = env.add_session("MECC live session", "2026-09-22 10:30", "2026-09-22 12:00", 1,
                           "2026-08-01 09:00", "--join-url", "https://meet.example.org/a")

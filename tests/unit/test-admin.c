@@ -261,6 +261,39 @@ static void test_session_add_refuses_bad_fields(void **state)
         assert_int_equal(int_query(e, "SELECT count(*) FROM sessions"), 0);
 }
 
+/* A session that starts in the past, or whose bookings would be closed at once (and its
+ * roster sent at the next scan), is a typing mistake unless the admin insists. */
+static void test_session_add_too_soon_needs_force(void **state)
+{
+        env_t *e = *state;
+        session_fields_t f = fields();
+        int64_t id = 0;
+
+        f.starts_at = at("2026-08-05 10:30");
+        f.ends_at = at("2026-08-05 12:00");
+        assert_int_equal(admin_session_add(&e->a, &f, false, &id, &e->why), ADMIN_NEEDS_FORCE);
+        expect_why(e, "close 2026-07-29 10:30 BST, which is already past");
+        f.starts_at = at("2026-07-31 10:30");
+        assert_int_equal(admin_session_add(&e->a, &f, false, &id, &e->why), ADMIN_NEEDS_FORCE);
+        expect_why(e, "in the past");
+        assert_int_equal(int_query(e, "SELECT count(*) FROM sessions"), 0);
+
+        /* forced, it is added, and the reason stays as a warning */
+        free(e->why);
+        e->why = NULL;
+        assert_int_equal(admin_session_add(&e->a, &f, true, &id, &e->why), 0);
+        expect_why(e, "in the past");
+        /* with its own cutoff still to come, it is bookable and needs nothing */
+        f.starts_at = at("2026-08-05 10:30");
+        f.given |= SF_CLOSES;
+        f.closes_at = at("2026-08-04 12:00");
+        free(e->why);
+        e->why = NULL;
+        assert_int_equal(admin_session_add(&e->a, &f, false, &id, &e->why), 0);
+        assert_null(e->why);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM sessions"), 2);
+}
+
 /* Every field on its own: an edit that gives one field changes that one and no other. */
 static void test_session_edit_applies_each_field(void **state)
 {
@@ -579,6 +612,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 T(test_session_add_stores_every_field),
                 T(test_session_add_refuses_bad_fields),
+                T(test_session_add_too_soon_needs_force),
                 T(test_session_edit_applies_each_field),
                 T(test_session_edit_records_the_change),
                 T(test_cancelled_and_done_sessions_are_not_edited_or_cancelled),
