@@ -6,6 +6,7 @@
 #include "ctl.h"
 
 #define UPCOMING_DEFAULT_DAYS 14
+#define EXIT_NEEDS_ATTENTION 1  /* status: 0 healthy, 1 needs attention, 69 cannot tell */
 
 static const struct option upcoming_opts[] = { { "until", required_argument, NULL, 'u' }, {} };
 
@@ -57,9 +58,10 @@ static int cmd_status(ctl_t *x, int argc, char **argv)
         if (argc != 1)
                 return ctl_usage(x);
         r = report_health(x->db, x->cfg, x->now, &h);
+        if (r == -EBUSY)
+                return ctl_fail(EX_TEMPFAIL, "cannot tell: the database is locked by another process; try again");
         if (r < 0)
-                return ctl_fail(EX_UNAVAILABLE, "cannot tell: %s",
-                                r == -EBUSY ? "the database is locked by another process" : db_errmsg(x->db));
+                return ctl_fail(EX_UNAVAILABLE, "cannot tell: %s", db_errmsg(x->db));
         print_status(x, &h);
         if (!x->json) {
                 putchar('\n');
@@ -67,7 +69,7 @@ static int cmd_status(ctl_t *x, int argc, char **argv)
                 if (r)
                         return EX_UNAVAILABLE;
         }
-        return EX_OK;
+        return h.healthy ? EX_OK : EXIT_NEEDS_ATTENTION;
 }
 
 const ctl_verb_t ctl_report_verbs[] = {

@@ -555,43 +555,65 @@ def test_upcoming(env):
 
 
 def test_status_answers_is_it_healthy(env):
+    """The verdict is in the text, the JSON and the exit status: 0 healthy, 1 needs
+    attention, 69 cannot tell."""
+    def status(now):
+        p = env.ctl("--json", "status", now=now, check=False)
+        assert p.returncode in (0, 1), (p.returncode, p.stderr)
+        st = json.loads(p.stdout)
+        assert p.returncode == (0 if st["healthy"] else 1), (p.returncode, st)
+        return st
+
+    def text(now):
+        p = env.ctl("status", now=now, check=False)
+        assert p.returncode in (0, 1), (p.returncode, p.stderr)
+        assert p.stdout.startswith("health:            OK" if p.returncode == 0 else
+                                   "health:            needs attention"), p.stdout
+        return p.stdout
+
     sid = env.add_session("S", "2026-09-22 10:30", "2026-09-22 12:00", 3)
-    st = env.ctl_json("status", now="2026-09-01 09:00")
+    st = status("2026-09-01 09:00")
     assert st["healthy"] is False and st["last_scan_at"] is None
-    assert "never scanned" in env.ctl("status", now="2026-09-01 09:00").stdout
+    assert "never scanned" in text("2026-09-01 09:00")
 
     env.register(sid, "Ann", "ann@example.org", "2026-09-01 09:00")
     env.scan("2026-09-01 09:05")
-    st = env.ctl_json("status", now="2026-09-01 09:06")
+    st = status("2026-09-01 09:06")
     assert st == {"healthy": True, "open_sessions": 1, "seats_left": 2,
                   "unprocessed_registrations": 0, "queued": 0, "overdue": 0, "failed": 0,
                   "last_scan_at": "2026-09-01T08:05:00Z"}, st
-    text = env.ctl("status", now="2026-09-01 09:06").stdout
-    assert text.startswith("health:            OK"), text
-    assert "1 (2 places left)" in text and "0 queued, 0 failed" in text
+    out = text("2026-09-01 09:06")
+    assert "1 (2 places left)" in out and "0 queued, 0 failed" in out
 
     # meccd stopped scanning an hour ago
-    st = env.ctl_json("status", now="2026-09-01 10:06")
-    assert st["healthy"] is False
-    assert "no scan for 61 minutes" in env.ctl("status", now="2026-09-01 10:06").stdout
+    assert status("2026-09-01 10:06")["healthy"] is False
+    assert "no scan for 61 minutes" in text("2026-09-01 10:06")
 
     # the relay has been down for over an hour: scans run, emails wait
     port = env.smtp.port
     env.smtp.stop()
     env.register(sid, "Bob", "bob@example.org", "2026-09-01 11:00")
     env.scan("2026-09-01 11:05")
-    assert env.ctl_json("status", now="2026-09-01 11:06")["healthy"] is True
+    assert status("2026-09-01 11:06")["healthy"] is True
     env.scan("2026-09-01 12:10")
-    st = env.ctl_json("status", now="2026-09-01 12:11")
+    st = status("2026-09-01 12:11")
     assert (st["healthy"], st["queued"], st["overdue"]) == (False, 1, 1), st
-    assert "mail relay" in env.ctl("status", now="2026-09-01 12:11").stdout
+    assert "mail relay" in text("2026-09-01 12:11")
     env.smtp = SmtpServer(port=port).start()
 
     # a refused email needs someone to look at it
     env.smtp.capture.replies["cat@example.org"] = "550 5.1.1 no such user"
     env.register(sid, "Cat", "cat@example.org", "2026-09-01 12:30")
     env.scan("2026-09-01 12:35")
-    st = env.ctl_json("status", now="2026-09-01 12:36")
+    st = status("2026-09-01 12:36")
     assert (st["healthy"], st["queued"], st["overdue"], st["failed"]) == (False, 0, 0, 1), st
-    text = env.ctl("status", now="2026-09-01 12:36").stdout
-    assert "1 email failed" in text and "outbox list --status failed" in text, text
+    out = text("2026-09-01 12:36")
+    assert "1 email failed" in out and "outbox list --status failed" in out, out
+
+    # a database that cannot be read: no verdict
+    with open(env.db, "wb") as f:
+        f.write(b"this is not a database\n" * 200)
+    for args in (["status"], ["--json", "status"]):
+        p = env.ctl(*args, now="2026-09-01 12:36", check=False)
+        assert p.returncode == 69 and p.stdout == "", (args, p.returncode, p.stdout)
+        assert env.db in p.stderr, p.stderr
