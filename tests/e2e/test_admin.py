@@ -8,10 +8,10 @@ import io
 import json
 import os
 import re
-
+import shlex
 import subprocess
 
-from harness import BUILD, SmtpServer, with_env
+from harness import BUILD, TOP, SmtpServer, with_env
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SESSION_FIELDS = {"id", "title", "starts_at", "ends_at", "closes_at", "capacity", "status",
@@ -179,6 +179,50 @@ def test_command_line_forms(env):
     p = env.ctl("upcoming", "--until", "tomorrow", check=False)
     assert p.returncode == 64, p.returncode
     assert '--until: "tomorrow" is not a time like "2026-09-22 10:30"' in p.stderr, p.stderr
+
+
+def usage_commands(env):
+    """{(group, name or None): set of options} as `meccctl --help` lists the commands."""
+    text = env.ctl("--help").stdout
+    found = {}
+    for m in re.finditer(r"^  ([a-z-]+)(?: ([a-z][a-z-]*))?(?=\s|$)(.*(?:\n {6,}\S.*)*)", text, re.M):
+        found[(m.group(1), m.group(2))] = set(re.findall(r"--[a-z][a-z-]*", m.group(3)))
+    assert len(found) >= 17, text
+    return found
+
+
+def complete(*words):
+    """What bash offers for the last word after the others, with the shipped completion."""
+    script = "source %s\nCOMP_WORDS=(%s)\nCOMP_CWORD=%d\n_meccctl\nprintf '%%s\\n' \"${COMPREPLY[@]}\"\n" % (
+        shlex.quote(os.path.join(TOP, "contrib", "meccctl.bash-completion")),
+        " ".join(shlex.quote(w) for w in ("meccctl",) + words), len(words))
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PATH="/usr/bin:/bin"))
+    assert p.returncode == 0, p.stderr
+    return set(p.stdout.split())
+
+
+def test_man_page_and_completion_know_every_command_and_option(env):
+    commands = usage_commands(env)
+    man = []
+    with open(os.path.join(TOP, "man", "meccctl.8")) as f:
+        for line in f:
+            t = re.sub(r"\\f[BIRP]", "", line).replace("\\-", "-").replace('"', "")
+            man.append(re.sub(r"^\.[A-Z]{1,2}\s+", "", t).strip())
+    groups = {g for g, _ in commands}
+    assert complete("") == groups, complete("")
+    for (group, name), opts in sorted(commands.items(), key=str):
+        words = [group] + ([name] if name else [])
+        lines = [l for l in man if re.match(r"%s(\s|$)" % re.escape(" ".join(words)), l)]
+        assert lines, "meccctl(8) does not describe " + " ".join(words)
+        documented = set(re.findall(r"--[a-z][a-z-]*", " ".join(lines)))
+        assert documented == opts, (words, "man", documented, "usage", opts)
+        if name:
+            assert name in complete(group, ""), (group, name, complete(group, ""))
+        offered = complete(*words, "--")
+        assert opts <= offered, (words, "completion", offered, "usage", opts)
+    # the global options, after a command as before it
+    assert {"--json", "--now", "-c"} <= complete("session", "list", "-")
 
 
 # ---- CSV imports ------------------------------------------------------------------------------
