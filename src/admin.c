@@ -56,9 +56,10 @@ int admin_open(const config_t *c, db_t **ret, char **ret_err)
 
 /* ---- sessions ----------------------------------------------------------------------------- */
 
+/* Both take the fields an admin sets as ?2 to ?9 (bind_session). */
 static const char SQL_SESSION_ADD[] =
-        "INSERT INTO sessions(title, starts_at, ends_at, capacity, join_url, elearning_url,"
-        " trainer_email, closes_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        "INSERT INTO sessions(status, title, starts_at, ends_at, capacity, join_url, elearning_url,"
+        " trainer_email, closes_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 /* Every column an admin sets is written; a change of time or link also raises the
  * calendar SEQUENCE and marks the emails queued so far as the ones that need a correction. */
 static const char SQL_SESSION_EDIT[] =
@@ -129,6 +130,7 @@ static void why_too_soon(const admin_t *a, const session_t *s, char **ret_why)
                    " they would be closed at once and the roster sent at the next scan", start, cutoff);
 }
 
+/* The fields an admin sets, as ?2 to ?9. */
 static void bind_session(sqlite3_stmt *st, const session_t *s)
 {
         sqlite3_bind_text(st, 2, s->title, -1, SQLITE_TRANSIENT);
@@ -163,16 +165,8 @@ int admin_session_add(const admin_t *a, const session_fields_t *f, bool force, i
         st = db_stmt(a->db, SQL_SESSION_ADD);
         if (!st)
                 return -EIO;
-        /* the INSERT numbers its columns from 1: title is ?1, and so on, status last */
-        sqlite3_bind_text(st, 1, s.title, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, s.starts_at);
-        sqlite3_bind_int64(st, 3, s.ends_at);
-        sqlite3_bind_int64(st, 4, s.capacity);
-        db_bind_text(st, 5, s.join_url);
-        db_bind_text(st, 6, s.elearning_url);
-        db_bind_text(st, 7, s.trainer_email);
-        db_bind_time(st, 8, s.closes_at);
-        sqlite3_bind_text(st, 9, session_status_to_string(SESSION_OPEN), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, session_status_to_string(SESSION_OPEN), -1, SQLITE_STATIC);
+        bind_session(st, &s);
         r = db_step_done(st);
         if (r < 0)
                 return r;

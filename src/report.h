@@ -30,7 +30,8 @@ typedef struct {
         const char *last_error, *message_id;            /* NULL when absent */
 } outbox_row_t;
 
-/* Outbox rows by id, all or those in one status (-1: all). */
+/* Outbox rows by id, all or those in one status (-1: all). The strings of a row live until
+ * fn returns. */
 int report_outbox(db_t *db, mail_status_t status,
                   int (*fn)(const outbox_row_t *o, void *userdata), void *userdata);
 
