@@ -18,7 +18,7 @@ static int usage_with_states(const ctl_t *x)
         return EX_USAGE;
 }
 
-static int print_one(const outbox_row_t *o, void *userdata)
+static int print_one(const mail_row_t *o, void *userdata)
 {
         print_outbox_row(userdata, o);
         return 0;

@@ -216,7 +216,7 @@ void print_outbox_header(const ctl_t *x)
                "TRY", "SENT / NEXT TRY", "LAST ERROR");
 }
 
-void print_outbox_row(ctl_t *x, const outbox_row_t *o)
+void print_outbox_row(ctl_t *x, const mail_row_t *o)
 {
         char a[64], reg[24] = "-";
 

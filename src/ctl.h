@@ -73,7 +73,7 @@ void print_session(ctl_t *x, const session_t *s, bool detail);
 void print_registration_header(const ctl_t *x);
 void print_registration(ctl_t *x, const registration_t *g);
 void print_outbox_header(const ctl_t *x);
-void print_outbox_row(ctl_t *x, const outbox_row_t *o);
+void print_outbox_row(ctl_t *x, const mail_row_t *o);
 void print_upcoming_header(const ctl_t *x);
 void print_upcoming(ctl_t *x, const upcoming_t *u);
 void print_status(ctl_t *x, const health_t *h);

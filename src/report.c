@@ -99,7 +99,7 @@ static const char *col_text(sqlite3_stmt *st, int i)
 }
 
 int report_outbox(db_t *db, mail_status_t status,
-                  int (*fn)(const outbox_row_t *o, void *userdata), void *userdata)
+                  int (*fn)(const mail_row_t *o, void *userdata), void *userdata)
 {
         sqlite3_stmt *st = db_stmt(db, status >= 0 ? SQL_OUTBOX_IN : SQL_OUTBOX);
         int r = 0, q = 0;
@@ -109,7 +109,7 @@ int report_outbox(db_t *db, mail_status_t status,
         if (status >= 0)
                 sqlite3_bind_text(st, 1, mail_status_to_string(status), -1, SQLITE_STATIC);
         while (q >= 0 && (r = db_step(st)) == 1) {
-                outbox_row_t o = {
+                mail_row_t o = {
                         .id = sqlite3_column_int64(st, 0),
                         .registration_id = sqlite3_column_int64(st, 1),
                         .session_id = sqlite3_column_int64(st, 2),

@@ -20,6 +20,7 @@ int report_sessions(db_t *db, int (*fn)(const session_t *s, void *userdata), voi
 int report_registrations(db_t *db, int64_t session_id,
                          int (*fn)(const registration_t *g, void *userdata), void *userdata);
 
+/* An email as `outbox list` shows it. */
 typedef struct {
         int64_t id, registration_id, session_id;        /* registration_id 0: a session email */
         kind_t kind;
@@ -28,12 +29,12 @@ typedef struct {
         long attempts;
         int64_t created_at, sent_at, next_attempt_at;   /* 0: absent */
         const char *last_error, *message_id;            /* NULL when absent */
-} outbox_row_t;
+} mail_row_t;
 
 /* Outbox rows by id, all or those in one status (-1: all). The strings of a row live until
  * fn returns. */
 int report_outbox(db_t *db, mail_status_t status,
-                  int (*fn)(const outbox_row_t *o, void *userdata), void *userdata);
+                  int (*fn)(const mail_row_t *o, void *userdata), void *userdata);
 
 /* ---- status ------------------------------------------------------------------------------ */
 

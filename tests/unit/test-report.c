@@ -242,7 +242,7 @@ static int see_registration(const registration_t *g, void *userdata)
         return 0;
 }
 
-static int see_outbox(const outbox_row_t *o, void *userdata)
+static int see_outbox(const mail_row_t *o, void *userdata)
 {
         seen_t *v = userdata;
 
@@ -312,7 +312,7 @@ static int see_upcoming(const upcoming_t *u, void *userdata)
         return 0;
 }
 
-static int count_row(const outbox_row_t *o, void *userdata)
+static int count_row(const mail_row_t *o, void *userdata)
 {
         (void) o;
         (*(size_t *) userdata)++;
