@@ -24,8 +24,10 @@ MECC_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -Wno-missing-field
 LIBS     := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 B        ?= build
-SRCS     := $(filter-out src/meccd.c src/meccctl.c,$(wildcard src/*.c))
+CTL_SRCS := src/meccctl.c $(wildcard src/ctl-*.c)
+SRCS     := $(filter-out src/meccd.c $(CTL_SRCS),$(wildcard src/*.c))
 OBJS     := $(SRCS:src/%.c=$(B)/%.o)
+CTL_OBJS := $(CTL_SRCS:src/%.c=$(B)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 
@@ -45,7 +47,7 @@ $(B)/libmeccd.a: $(OBJS)
 
 $(B)/meccd: $(B)/meccd.o $(B)/libmeccd.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
-$(B)/meccctl: $(B)/meccctl.o $(B)/libmeccd.a
+$(B)/meccctl: $(CTL_OBJS) $(B)/libmeccd.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 meccd meccctl: %: $(B)/%

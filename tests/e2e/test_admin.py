@@ -5,10 +5,13 @@ import csv
 import email
 import email.policy
 import io
+import json
 import os
 import re
+import shlex
+import subprocess
 
-from harness import SmtpServer, with_env
+from harness import BUILD, TOP, SmtpServer, with_env
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SESSION_FIELDS = {"id", "title", "starts_at", "ends_at", "closes_at", "capacity", "status",
@@ -138,6 +141,90 @@ def test_bad_commands_and_data(env):
     assert env.ctl_json("session", "list")[0]["id"] == sid  # nothing else was added
 
 
+def test_command_line_forms(env):
+    """The global options may come anywhere on the line; a group alone lists its commands;
+    a value that is not a time is named."""
+    sid = env.add_session("S", "2026-09-22 10:30", "2026-09-22 12:00", 2)
+
+    def ctl(*args):
+        return subprocess.run([os.path.join(BUILD, "meccctl")] + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=60)
+
+    want = env.ctl_json("session", "show", sid)
+    for args in (["session", "show", sid, "--json", "-c", env.conf],
+                 ["session", "--json", "show", sid, "--config=" + env.conf],
+                 ["-c", env.conf, "session", "show", "--now", "2026-08-01 09:00", sid, "--json"]):
+        p = ctl(*args)
+        assert p.returncode == 0 and json.loads(p.stdout) == want, (args, p.stdout, p.stderr)
+    p = ctl("status", "--json", "-c", env.conf, "--now", "2026-08-01 09:00")
+    assert json.loads(p.stdout)["open_sessions"] == 1, (p.stdout, p.stderr)
+    # an option's value is the option's, even when it looks like a global option
+    p = ctl("register", sid, "--name", "--json", "--email", "j@example.org", "-c", env.conf)
+    assert p.returncode == 0 and re.fullmatch(r"\d+\n", p.stdout), (p.stdout, p.stderr)
+    assert env.ctl_json("registrations", "list")[0]["name"] == "--json"
+
+    for group, verbs in (("session", ("add", "list", "show", "edit", "cancel", "close")),
+                         ("registrations", ("list",)), ("outbox", ("list", "retry")),
+                         ("import", ("registrations", "elearning"))):
+        p = env.ctl(group, check=False)
+        assert p.returncode == 64 and "unknown command" not in p.stderr, (group, p.stderr)
+        for verb in verbs:
+            assert re.search(r"^ +%s %s\b" % (group, verb), p.stderr, re.M), (group, verb, p.stderr)
+        assert p.stdout == ""
+    p = env.ctl("session", "frobnicate", check=False)
+    assert p.returncode == 64 and 'unknown command "session frobnicate"' in p.stderr, p.stderr
+    p = env.ctl("session", "add", "--help")
+    assert p.stdout.strip().startswith("session add --title T"), p.stdout
+
+    p = env.ctl("upcoming", "--until", "tomorrow", check=False)
+    assert p.returncode == 64, p.returncode
+    assert '--until: "tomorrow" is not a time like "2026-09-22 10:30"' in p.stderr, p.stderr
+
+
+def usage_commands(env):
+    """{(group, name or None): set of options} as `meccctl --help` lists the commands."""
+    text = env.ctl("--help").stdout
+    found = {}
+    for m in re.finditer(r"^  ([a-z-]+)(?: ([a-z][a-z-]*))?(?=\s|$)(.*(?:\n {6,}\S.*)*)", text, re.M):
+        found[(m.group(1), m.group(2))] = set(re.findall(r"--[a-z][a-z-]*", m.group(3)))
+    assert len(found) >= 17, text
+    return found
+
+
+def complete(*words):
+    """What bash offers for the last word after the others, with the shipped completion."""
+    script = "source %s\nCOMP_WORDS=(%s)\nCOMP_CWORD=%d\n_meccctl\nprintf '%%s\\n' \"${COMPREPLY[@]}\"\n" % (
+        shlex.quote(os.path.join(TOP, "contrib", "meccctl.bash-completion")),
+        " ".join(shlex.quote(w) for w in ("meccctl",) + words), len(words))
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PATH="/usr/bin:/bin"))
+    assert p.returncode == 0, p.stderr
+    return set(p.stdout.split())
+
+
+def test_man_page_and_completion_know_every_command_and_option(env):
+    commands = usage_commands(env)
+    man = []
+    with open(os.path.join(TOP, "man", "meccctl.8")) as f:
+        for line in f:
+            t = re.sub(r"\\f[BIRP]", "", line).replace("\\-", "-").replace('"', "")
+            man.append(re.sub(r"^\.[A-Z]{1,2}\s+", "", t).strip())
+    groups = {g for g, _ in commands}
+    assert complete("") == groups, complete("")
+    for (group, name), opts in sorted(commands.items(), key=str):
+        words = [group] + ([name] if name else [])
+        lines = [l for l in man if re.match(r"%s(\s|$)" % re.escape(" ".join(words)), l)]
+        assert lines, "meccctl(8) does not describe " + " ".join(words)
+        documented = set(re.findall(r"--[a-z][a-z-]*", " ".join(lines)))
+        assert documented == opts, (words, "man", documented, "usage", opts)
+        if name:
+            assert name in complete(group, ""), (group, name, complete(group, ""))
+        offered = complete(*words, "--")
+        assert opts <= offered, (words, "completion", offered, "usage", opts)
+    # the global options, after a command as before it
+    assert {"--json", "--now", "-c"} <= complete("session", "list", "-")
+
+
 # ---- CSV imports ------------------------------------------------------------------------------
 
 def test_import_registrations_as_spreadsheets_write_them(env):
@@ -244,6 +331,32 @@ def test_cancel_registration_promotes(env):
     assert avail == [(1, 0, 0, 1)], avail
 
 
+def test_session_add_refuses_what_would_close_at_once(env):
+    """A start sooner than the booking cutoff (bookings would close at once and the roster go
+    out) or in the past is most likely a typo: refused unless --force."""
+    soon = ["session", "add", "--title", "Soon", "--start", "2026-09-05 10:30", "--end",
+            "2026-09-05 12:00", "--capacity", "5"]
+    now = "2026-09-01 09:00"
+    p = env.ctl(*soon, now=now, check=False)
+    assert p.returncode == 65, (p.returncode, p.stderr)
+    assert "close 2026-08-29 10:30 BST, which is already past" in p.stderr, p.stderr
+    assert "--force" in p.stderr and p.stdout == "", (p.stdout, p.stderr)
+    past = soon[:5] + ["2026-08-31 10:30", "--end", "2026-08-31 12:00"] + soon[8:]
+    p = env.ctl(*past, now=now, check=False)
+    assert p.returncode == 65 and "in the past" in p.stderr, (p.returncode, p.stderr)
+    assert env.sql("SELECT count(*) FROM sessions") == [(0,)]
+
+    # its own cutoff, still to come: nothing to warn about
+    p = env.ctl(*soon, "--closes", "2026-09-04 12:00", now=now)
+    assert re.fullmatch(r"\d+\n", p.stdout) and p.stderr == "", (p.stdout, p.stderr)
+    # forced: added, with the warning
+    p = env.ctl(*soon, "--force", now=now)
+    sid = int(p.stdout)
+    assert "warning: " in p.stderr and "already past" in p.stderr, p.stderr
+    env.scan("2026-09-01 09:05")
+    assert env.ctl_json("session", "show", sid)["status"] == "closed"
+
+
 def test_session_edit(env):
     sid = env.add_session("MECC live session", "2026-09-22 10:30", "2026-09-22 12:00", 1,
                           "2026-08-01 09:00", "--join-url", "https://meet.example.org/a")
@@ -291,6 +404,36 @@ def test_session_edit(env):
     env.scan("2026-09-22 16:00")
     p = env.ctl("session", "edit", sid, "--capacity", "3", check=False)
     assert p.returncode == 65 and "done" in p.stderr
+
+
+def test_session_edit_applies_every_option(env):
+    """Each option that `session edit` accepts changes what `session show` says (one of them
+    was once accepted and dropped). The options come from meccctl's own usage: a new option
+    fails here until it has a line below."""
+    sid = env.add_session("Before", "2026-09-22 10:30", "2026-09-22 12:00", 5, "2026-08-01 09:00",
+                          "--join-url", "https://meet.example.org/a", "--elearning-url",
+                          "https://learn.example.org/a", "--trainer", "a@example.org")
+    edits = {  # option: (value, JSON field, the field's value afterwards)
+        "--title": ("After", "title", "After"),
+        "--start": ("2026-09-22 09:30", "starts_at", "2026-09-22T08:30:00Z"),
+        "--end": ("2026-09-22 13:00", "ends_at", "2026-09-22T12:00:00Z"),
+        "--capacity": ("7", "capacity", 7),
+        "--join-url": ("https://meet.example.org/b", "join_url", "https://meet.example.org/b"),
+        "--elearning-url": ("https://learn.example.org/b", "elearning_url",
+                            "https://learn.example.org/b"),
+        "--trainer": ("b@example.org", "trainer_email", "b@example.org"),
+        "--closes": ("2026-09-20 17:00", "closes_at", "2026-09-20T16:00:00Z"),
+    }
+    usage = env.ctl("--help").stdout
+    line = re.search(r"^ +session edit (.*(?:\n {6,}\S.*)*)", usage, re.M)
+    assert line, usage
+    assert set(re.findall(r"--[a-z-]+", line.group(1))) == set(edits), line.group(1)
+    for opt, (value, field, want) in edits.items():
+        before = env.ctl_json("session", "show", sid)
+        assert before[field] != want, (opt, before)
+        env.ctl("session", "edit", sid, opt, value, now="2026-08-02 09:00")
+        after = env.ctl_json("session", "show", sid)
+        assert after[field] == want, (opt, after)
 
 
 def test_session_cancel(env):
@@ -456,43 +599,65 @@ def test_upcoming(env):
 
 
 def test_status_answers_is_it_healthy(env):
+    """The verdict is in the text, the JSON and the exit status: 0 healthy, 1 needs
+    attention, 69 cannot tell."""
+    def status(now):
+        p = env.ctl("--json", "status", now=now, check=False)
+        assert p.returncode in (0, 1), (p.returncode, p.stderr)
+        st = json.loads(p.stdout)
+        assert p.returncode == (0 if st["healthy"] else 1), (p.returncode, st)
+        return st
+
+    def text(now):
+        p = env.ctl("status", now=now, check=False)
+        assert p.returncode in (0, 1), (p.returncode, p.stderr)
+        assert p.stdout.startswith("health:            OK" if p.returncode == 0 else
+                                   "health:            needs attention"), p.stdout
+        return p.stdout
+
     sid = env.add_session("S", "2026-09-22 10:30", "2026-09-22 12:00", 3)
-    st = env.ctl_json("status", now="2026-09-01 09:00")
+    st = status("2026-09-01 09:00")
     assert st["healthy"] is False and st["last_scan_at"] is None
-    assert "never scanned" in env.ctl("status", now="2026-09-01 09:00").stdout
+    assert "never scanned" in text("2026-09-01 09:00")
 
     env.register(sid, "Ann", "ann@example.org", "2026-09-01 09:00")
     env.scan("2026-09-01 09:05")
-    st = env.ctl_json("status", now="2026-09-01 09:06")
+    st = status("2026-09-01 09:06")
     assert st == {"healthy": True, "open_sessions": 1, "seats_left": 2,
                   "unprocessed_registrations": 0, "queued": 0, "overdue": 0, "failed": 0,
                   "last_scan_at": "2026-09-01T08:05:00Z"}, st
-    text = env.ctl("status", now="2026-09-01 09:06").stdout
-    assert text.startswith("health:            OK"), text
-    assert "1 (2 places left)" in text and "0 queued, 0 failed" in text
+    out = text("2026-09-01 09:06")
+    assert "1 (2 places left)" in out and "0 queued, 0 failed" in out
 
     # meccd stopped scanning an hour ago
-    st = env.ctl_json("status", now="2026-09-01 10:06")
-    assert st["healthy"] is False
-    assert "no scan for 61 minutes" in env.ctl("status", now="2026-09-01 10:06").stdout
+    assert status("2026-09-01 10:06")["healthy"] is False
+    assert "no scan for 61 minutes" in text("2026-09-01 10:06")
 
     # the relay has been down for over an hour: scans run, emails wait
     port = env.smtp.port
     env.smtp.stop()
     env.register(sid, "Bob", "bob@example.org", "2026-09-01 11:00")
     env.scan("2026-09-01 11:05")
-    assert env.ctl_json("status", now="2026-09-01 11:06")["healthy"] is True
+    assert status("2026-09-01 11:06")["healthy"] is True
     env.scan("2026-09-01 12:10")
-    st = env.ctl_json("status", now="2026-09-01 12:11")
+    st = status("2026-09-01 12:11")
     assert (st["healthy"], st["queued"], st["overdue"]) == (False, 1, 1), st
-    assert "mail relay" in env.ctl("status", now="2026-09-01 12:11").stdout
+    assert "mail relay" in text("2026-09-01 12:11")
     env.smtp = SmtpServer(port=port).start()
 
     # a refused email needs someone to look at it
     env.smtp.capture.replies["cat@example.org"] = "550 5.1.1 no such user"
     env.register(sid, "Cat", "cat@example.org", "2026-09-01 12:30")
     env.scan("2026-09-01 12:35")
-    st = env.ctl_json("status", now="2026-09-01 12:36")
+    st = status("2026-09-01 12:36")
     assert (st["healthy"], st["queued"], st["overdue"], st["failed"]) == (False, 0, 0, 1), st
-    text = env.ctl("status", now="2026-09-01 12:36").stdout
-    assert "1 email failed" in text and "outbox list --status failed" in text, text
+    out = text("2026-09-01 12:36")
+    assert "1 email failed" in out and "outbox list --status failed" in out, out
+
+    # a database that cannot be read: no verdict
+    with open(env.db, "wb") as f:
+        f.write(b"this is not a database\n" * 200)
+    for args in (["status"], ["--json", "status"]):
+        p = env.ctl(*args, now="2026-09-01 12:36", check=False)
+        assert p.returncode == 69 and p.stdout == "", (args, p.returncode, p.stdout)
+        assert env.db in p.stderr, p.stderr

@@ -207,5 +207,6 @@ def test_once_under_valgrind(env):
                  ["outbox", "list"], ["upcoming", "--until", "2026-12-01 00:00"],
                  ["preview", "joining_link", 1], ["--json", "session", "show", sid]):
         p, report = valgrind(env, "meccctl", *args, now="2026-09-24 09:30")
-        assert p.returncode == 0, (args, p.returncode, p.stderr, report)
+        # status: 1, needs attention (no scan for 20 minutes, an email waiting)
+        assert p.returncode == (1 if args == ["status"] else 0), (args, p.returncode, p.stderr, report)
         assert report.strip() == "", (args, report)

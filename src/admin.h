@@ -1,0 +1,109 @@
+/* admin.h - what an admin may do: sessions, registrations, imports, retrying emails. The
+ * rules and the SQL of each action live here; meccctl only parses argv and prints. Nothing
+ * here prints or logs: a refusal comes back as a result and a sentence for the caller. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+
+/* Besides 0 (done) and a negative errno (the database failed), what an action answers;
+ * each has one exit status in meccctl. */
+typedef enum admin_result {
+        ADMIN_OK = 0,
+        ADMIN_NOT_FOUND,        /* no such session, registration or email */
+        ADMIN_REFUSED,          /* a value or a state the rules do not allow */
+        ADMIN_NEEDS_FORCE,      /* allowed, but most likely a mistake: only when forced */
+        ADMIN_NO_INPUT,         /* a file to read cannot be opened */
+        ADMIN_CONFIG,           /* the configuration (its templates) cannot be used */
+} admin_result_t;
+
+typedef struct {
+        db_t *db;
+        const config_t *cfg;
+        int64_t now;
+} admin_t;
+
+/* `init`: create the database named in the configuration, or bring its schema up to date.
+ * Every command opens the database this way. */
+int admin_open(const config_t *c, db_t **ret, char **ret_err);
+
+/* ---- sessions ----------------------------------------------------------------------------- */
+
+enum {
+        SF_TITLE = 1 << 0,
+        SF_START = 1 << 1,
+        SF_END = 1 << 2,
+        SF_CAPACITY = 1 << 3,
+        SF_JOIN_URL = 1 << 4,
+        SF_ELEARNING_URL = 1 << 5,
+        SF_TRAINER = 1 << 6,
+        SF_CLOSES = 1 << 7,
+        _SF_ALL = (1 << 8) - 1,
+        SF_REQUIRED = SF_TITLE | SF_START | SF_END | SF_CAPACITY, /* to add a session */
+};
+
+/* The fields of a session an admin sets; `given` (SF_*) says which. */
+typedef struct {
+        unsigned given;
+        const char *title;
+        int64_t starts_at, ends_at;
+        long capacity;
+        const char *join_url, *elearning_url, *trainer_email;
+        int64_t closes_at;      /* when bookings close, instead of booking_cutoff before the start */
+} session_fields_t;
+
+/* Add an open session. One that starts in the past, or whose bookings would close at once
+ * (its cutoff has passed: the roster would go out at the next scan), is ADMIN_NEEDS_FORCE
+ * unless force; forced, it is added and *ret_why says what to beware of. */
+int admin_session_add(const admin_t *a, const session_fields_t *f, bool force, int64_t *ret_id,
+                      char **ret_why);
+/* Apply every given field. A change of start, end or joining link is recorded for the
+ * session_changed step (*ret_told: those already emailed will be told). Cancelled and done
+ * sessions are not edited. */
+int admin_session_edit(const admin_t *a, int64_t id, const session_fields_t *f, bool *ret_told,
+                       char **ret_why);
+/* Cancel an open or closed session; the scan tells everyone placed. */
+int admin_session_cancel(const admin_t *a, int64_t id, char **ret_why);
+/* Close an open session's bookings now, and run the close step for it at once. */
+int admin_session_close(const admin_t *a, int64_t id, char **ret_why);
+
+/* ---- registrations ------------------------------------------------------------------------ */
+
+/* A new registration, as the website makes one (registered now). */
+int admin_register(const admin_t *a, int64_t session_id, const char *name, const char *email,
+                   int64_t *ret_id, char **ret_why);
+/* Whether the person may still cancel: new, booked or waitlisted. */
+bool admin_may_cancel(reg_status_t s);
+int admin_cancel(const admin_t *a, int64_t registration_id, char **ret_why);
+/* E-learning done at `at`: one registration, or every registration still to come with that
+ * address (compared without regard to case). ADMIN_NOT_FOUND when there is none. */
+int admin_elearning_done_id(const admin_t *a, int64_t registration_id, int64_t at, char **ret_why);
+int admin_elearning_done_email(const admin_t *a, const char *email, int64_t at, char **ret_why);
+
+/* ---- imports: one transaction each, all rows or none --------------------------------------- */
+
+typedef struct {
+        size_t rows;            /* data rows read */
+        size_t applied;         /* rows that changed something */
+        char **notes;           /* "FILE:LINE: no registration for ADDR": rows that matched nobody */
+        size_t n_notes;
+} import_report_t;
+void import_report_clear(import_report_t *r);
+
+/* FILE.csv with the header session_id,name,email[,registered_at]. */
+int admin_import_registrations(const admin_t *a, const char *path, import_report_t *ret,
+                               char **ret_why);
+/* FILE.csv with the header email,completed_at. An address nobody registered with is a
+ * note, not an error. */
+int admin_import_elearning(const admin_t *a, const char *path, import_report_t *ret,
+                           char **ret_why);
+
+/* ---- the outbox ---------------------------------------------------------------------------- */
+
+/* Queue a failed email again, due now, as if never tried (it keeps its Message-ID). */
+int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why);
+/* Every failed email; *ret_n: how many. */
+int admin_retry_all_failed(const admin_t *a, long *ret_n);

@@ -1,0 +1,159 @@
+/* ctl-registration.c - register, cancel, elearning-done, registrations list, and the CSV
+ * imports of registrations and e-learning completions. */
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "ctl.h"
+
+static const struct option register_opts[] = {
+        { "name", required_argument, NULL, 'n' },
+        { "email", required_argument, NULL, 'e' },
+        {}
+};
+static const struct option list_opts[] = { { "session", required_argument, NULL, 's' }, {} };
+
+static int cmd_register(ctl_t *x, int argc, char **argv)
+{
+        const char *name = NULL, *email = NULL;
+        char *why = NULL;
+        int64_t sid, id = 0;
+        int c, r;
+
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = ctl_getopt(x, argc, argv)) >= 0) {
+                if (c == 'n')
+                        name = optarg;
+                else if (c == 'e')
+                        email = optarg;
+                else
+                        return ctl_usage(x);
+        }
+        if (optind != argc - 1 || !name || !email)
+                return ctl_usage(x);
+        if (!ctl_parse_id(argv[optind], &sid))
+                return ctl_fail(EX_USAGE, "\"%s\" is not a session id", argv[optind]);
+        r = admin_register(&x->admin, sid, name, email, &id, &why);
+        if (r == 0)
+                printf("%lld\n", (long long) id);
+        r = ctl_result(x, r, why);
+        free(why);
+        return r;
+}
+
+static int cmd_cancel(ctl_t *x, int argc, char **argv)
+{
+        char *why = NULL;
+        int64_t id;
+        int r;
+
+        if (argc != 2 || !ctl_parse_id(argv[1], &id))
+                return ctl_usage(x);
+        r = admin_cancel(&x->admin, id, &why);
+        if (r == 0 && !x->json)
+                printf("registration %lld cancelled\n", (long long) id);
+        r = ctl_result(x, r, why);
+        free(why);
+        return r;
+}
+
+static int cmd_elearning_done(ctl_t *x, int argc, char **argv)
+{
+        char *why = NULL;
+        int64_t id;
+        int r;
+
+        if (argc != 2)
+                return ctl_usage(x);
+        if (!strchr(argv[1], '@') && ctl_parse_id(argv[1], &id))
+                r = admin_elearning_done_id(&x->admin, id, x->now, &why);
+        else
+                r = admin_elearning_done_email(&x->admin, argv[1], x->now, &why);
+        if (r == 0 && !x->json)
+                printf("e-learning recorded as done for %s\n", argv[1]);
+        r = ctl_result(x, r, why);
+        free(why);
+        return r;
+}
+
+static int print_one(const registration_t *g, void *userdata)
+{
+        print_registration(userdata, g);
+        return 0;
+}
+
+static int cmd_list(ctl_t *x, int argc, char **argv)
+{
+        int64_t sid = 0;
+        int c, r;
+
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = ctl_getopt(x, argc, argv)) >= 0)
+                if (c != 's' || !ctl_parse_id(optarg, &sid))
+                        return ctl_usage(x);
+        if (optind != argc)
+                return ctl_usage(x);
+        ctl_list_begin(x, print_registration_header);
+        r = report_registrations(x->db, sid, print_one, x);
+        ctl_list_end(x, NULL);
+        return ctl_result(x, r, NULL);
+}
+
+static const char *plural(size_t n, const char *many)
+{
+        return n == 1 ? "" : many;
+}
+
+typedef int (*import_fn)(const admin_t *, const char *, import_report_t *, char **);
+
+static int import(ctl_t *x, int argc, char **argv, import_fn fn, import_report_t *rep)
+{
+        char *why = NULL;
+        int r;
+
+        if (argc != 2)
+                return ctl_usage(x);
+        r = fn(&x->admin, argv[1], rep, &why);
+        for (size_t i = 0; r == 0 && i < rep->n_notes; i++)
+                fprintf(stderr, "meccctl: %s\n", rep->notes[i]);
+        r = ctl_result(x, r, why);
+        free(why);
+        return r;
+}
+
+static int cmd_import_registrations(ctl_t *x, int argc, char **argv)
+{
+        import_report_t rep = { 0 };
+        int r = import(x, argc, argv, admin_import_registrations, &rep);
+
+        if (r == EX_OK && !x->json)
+                printf("%zu registration%s imported\n", rep.applied, plural(rep.applied, "s"));
+        import_report_clear(&rep);
+        return r;
+}
+
+static int cmd_import_elearning(ctl_t *x, int argc, char **argv)
+{
+        import_report_t rep = { 0 };
+        int r = import(x, argc, argv, admin_import_elearning, &rep);
+
+        if (r == EX_OK && !x->json) {
+                printf("%zu completion%s recorded", rep.applied, plural(rep.applied, "s"));
+                if (rep.n_notes)
+                        printf("; %zu address%s not found (listed above)", rep.n_notes, plural(rep.n_notes, "es"));
+                putchar('\n');
+        }
+        import_report_clear(&rep);
+        return r;
+}
+
+const ctl_verb_t ctl_registration_verbs[] = {
+        { "register", NULL, cmd_register, register_opts, "SESSION_ID --name NAME --email EMAIL" },
+        { "cancel", NULL, cmd_cancel, NULL, "REGISTRATION_ID" },
+        { "elearning-done", NULL, cmd_elearning_done, NULL, "REGISTRATION_ID|EMAIL" },
+        { "registrations", "list", cmd_list, list_opts, "[--session ID]" },
+        { "import", "registrations", cmd_import_registrations, NULL,
+          "FILE.csv   (header: session_id,name,email[,registered_at])" },
+        { "import", "elearning", cmd_import_elearning, NULL, "FILE.csv       (header: email,completed_at)" },
+        {}
+};

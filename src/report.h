@@ -1,0 +1,75 @@
+/* report.h - the read side for admins: lists, "is it healthy?", the dry run of what the
+ * scans will send, and the preview of one email. Reads only (the dry run works on a copy);
+ * prints and logs nothing. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admin.h"
+#include "config.h"
+#include "db.h"
+#include "kind.h"
+#include "status.h"
+
+/* ---- lists: fn is called once per row, in order; a negative return stops the walk ------ */
+
+/* Every session by start, with its counts. */
+int report_sessions(db_t *db, int (*fn)(const session_t *s, void *userdata), void *userdata);
+/* Registrations of one session (session_id 0: all), by session and registration time. */
+int report_registrations(db_t *db, int64_t session_id,
+                         int (*fn)(const registration_t *g, void *userdata), void *userdata);
+
+/* An email as `outbox list` shows it. */
+typedef struct {
+        int64_t id, registration_id, session_id;        /* registration_id 0: a session email */
+        kind_t kind;
+        const char *occasion, *recipient;               /* "" when none, or erased */
+        mail_status_t status;
+        long attempts;
+        int64_t created_at, sent_at, next_attempt_at;   /* 0: absent */
+        const char *last_error, *message_id;            /* NULL when absent */
+} mail_row_t;
+
+/* Outbox rows by id, all or those in one status (-1: all). The strings of a row live until
+ * fn returns. */
+int report_outbox(db_t *db, mail_status_t status,
+                  int (*fn)(const mail_row_t *o, void *userdata), void *userdata);
+
+/* ---- status ------------------------------------------------------------------------------ */
+
+#define HEALTH_OVERDUE_AFTER 3600       /* seconds an email may wait before it is overdue */
+
+typedef struct {
+        long open_sessions, seats_left; /* sessions open for booking, their places not taken */
+        long unprocessed;               /* registrations still new: the next scan's work */
+        long queued, failed, overdue;   /* emails; overdue: queued over HEALTH_OVERDUE_AFTER */
+        int64_t last_scan_at;           /* 0: never */
+        bool scanning;                  /* a scan ran within three scan intervals and a minute */
+        bool healthy;                   /* scanning, nothing failed, nothing overdue */
+} health_t;
+
+int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret);
+
+/* ---- the dry run ------------------------------------------------------------------------- */
+
+typedef struct {
+        int64_t at;
+        kind_t kind;
+        int64_t registration_id;        /* 0: a session email (the roster) */
+        int64_t session_id;
+} upcoming_t;
+
+/* Every email the scans would send from now until `until`, and when, assuming nothing else
+ * changes: the scans run on a private copy of the database, at each moment plan.c names. */
+int report_upcoming(db_t *db, const config_t *c, int64_t now, int64_t until,
+                    int (*fn)(const upcoming_t *u, void *userdata), void *userdata);
+
+/* ---- preview ----------------------------------------------------------------------------- */
+
+/* The email of `kind` for a registration (for a session email: to its session), as it would
+ * go on the wire at `now`, with the Message-ID it was sent with if it was. Returns 0,
+ * ADMIN_NOT_FOUND, ADMIN_CONFIG (templates), ADMIN_REFUSED (it cannot be rendered: *ret_why)
+ * or a negative errno. */
+int report_preview(db_t *db, const config_t *c, int64_t now, kind_t kind, int64_t registration_id,
+                   char **ret, size_t *ret_size, char **ret_why);
