@@ -205,7 +205,7 @@ def complete(*words):
 def test_man_page_and_completion_know_every_command_and_option(env):
     commands = usage_commands(env)
     man = []
-    with open(os.path.join(TOP, "man", "meccctl.8")) as f:
+    with open(os.path.join(TOP, "man", "meccctl.8.in")) as f:
         for line in f:
             t = re.sub(r"\\f[BIRP]", "", line).replace("\\-", "-").replace('"', "")
             man.append(re.sub(r"^\.[A-Z]{1,2}\s+", "", t).strip())
