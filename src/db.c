@@ -368,13 +368,14 @@ int db_check_writable(const char *path, char **ret_err)
 {
         static const char *const suffixes[] = { "", "-wal", "-shm" };
         struct passwd *me = getpwuid(geteuid());
-        const char *who = me ? me->pw_name : "this user";
-        char *dir = strdup(path), *slash, file[4096], owner[128];
+        char who[64], *dir = strdup(path), *slash, file[4096], owner[128];
         struct stat st;
         int r = 0;
 
         if (!dir)
                 return -ENOMEM;
+        /* copied: the lookups of the owners below reuse getpwuid()'s buffer */
+        snprintf(who, sizeof(who), "%s", me ? me->pw_name : "this user");
         slash = strrchr(dir, '/');
         if (slash)
                 *(slash == dir ? slash + 1 : slash) = '\0';

@@ -176,6 +176,7 @@ void deliver_stop(deliver_t *d)
         d->stopping = true;
         if (d->wake)
                 (void) sd_event_source_set_enabled(d->wake, SD_EVENT_OFF);
+        pump(d); /* record what is done and give back what was claimed, now */
 }
 
 /* Messages the rate limit allows now (whole tokens), after refilling the bucket. */
