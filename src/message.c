@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "clock.h"
 #include "message.h"
@@ -318,27 +319,13 @@ static void hdr_phrase_words(hdr_t *h, char *s) {
         }
 }
 
-/* The simple shape check message.h promises; full validation is addr_valid()'s job. */
-static bool addr_shape_ok(const char *s) {
-        size_t n = 0, at = 0, at_pos = 0;
-
-        for (const char *p = s; *p; p++, n++) {
-                unsigned char c = (unsigned char) *p;
-
-                if (c <= 0x20 || c >= 0x7f || c == '<' || c == '>' || c == ',')
-                        return false;
-                if (c == '@')
-                        at++, at_pos = n;
-        }
-        return n > 0 && n <= 254 && at == 1 && at_pos > 0 && at_pos < n - 1;
-}
-
 static int hdr_mailbox(hdr_t *h, const char *name, const char *display_raw, const char *addr) {
         char *display = NULL, *plain = NULL;
         bool bare = true;
         int r = 0;
 
-        if (!addr_shape_ok(addr))
+        /* the rule admission used: what was booked can be mailed */
+        if (!addr_valid(addr))
                 return -EINVAL;
         display = sanitize(display_raw, true);
         if (!display) {

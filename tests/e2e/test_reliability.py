@@ -341,3 +341,21 @@ def test_an_email_retried_after_an_edit_says_what_is_true_then(env):
         assert "23 September" in text, text
         ics = [p for p in link.walk() if p.get_content_type() == "text/calendar"][0].get_content()
         assert "SEQUENCE:1" in ics.replace("\r\n", "\n"), ics
+
+
+# ---- one address rule ------------------------------------------------------------------------
+
+def test_quoted_local_parts_booked_are_mailed(env):
+    """The rule that books an address is the rule that mails it: a quoted local part with
+    an '@' or a ',' in it is booked and gets its email, to exactly that address."""
+    sid = env.add_session("MECC conversations", "2026-09-22 10:30", "2026-09-22 12:00", 5)
+    odd = ['"a@b"@example.org', '"a,b"@example.org', '"john..doe"@example.org']
+    for i, a in enumerate(odd):
+        env.register(sid, "Volunteer %d" % i, a, "2026-08-01 08:00")
+    env.scan("2026-08-01 09:00")
+    assert env.sql("SELECT count(*) FROM registrations WHERE status = 'booked'")[0][0] == 3
+    assert env.sql("SELECT count(*) FROM outbox WHERE status = 'sent'")[0][0] == 3, \
+        env.sql("SELECT recipient, status, last_error FROM outbox")
+    got = sorted(r for m in env.smtp.messages for r in m["to"])
+    # (the capture unquotes a local part that needs no quotes: john..doe)
+    assert len(got) == 3 and odd[0] in got and odd[1] in got, got
