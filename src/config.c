@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "addr.h"
 #include "config.h"
@@ -93,6 +94,49 @@ static int valid_positive(cfg_t *cfg, cfg_opt_t *opt)
         return 0;
 }
 
+/* Each connection holds a TLS session and buffers: a handful is plenty for a relay. */
+#define CONNECTIONS_MAX 32
+
+static int valid_connections(cfg_t *cfg, cfg_opt_t *opt)
+{
+        long v = cfg_opt_getnint(opt, 0);
+
+        if (v <= 0 || v > CONNECTIONS_MAX)
+                BAD(cfg, opt, "%ld must be from 1 to %d", v, CONNECTIONS_MAX);
+        return 0;
+}
+
+/* Rosters (and the coordinators' emails) go here when a session names no trainer: an
+ * empty list would drop them without a word. */
+static int valid_roster_to(cfg_t *cfg, cfg_opt_t *opt)
+{
+        if (cfg_opt_size(opt) == 0)
+                BAD(cfg, opt, "must name at least one address");
+        for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+                const char *v = cfg_opt_getnstr(opt, i);
+
+                if (!v || !addr_valid(v))
+                        BAD(cfg, opt, "\"%s\" is not a valid email address", v ? v : "");
+        }
+        return 0;
+}
+
+/* A CA file named is a CA file read: a missing one found now, not as every email
+ * deferred for three days. */
+static int valid_ca_file(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+        struct stat st;
+
+        if (!v || !*v)
+                return 0;
+        if (stat(v, &st) < 0)
+                BAD(cfg, opt, "%s: %s", v, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                BAD(cfg, opt, "%s is not a regular file", v);
+        return 0;
+}
+
 static int valid_timezone(cfg_t *cfg, cfg_opt_t *opt)
 {
         const char *v = cfg_opt_getnstr(opt, 0);
@@ -114,11 +158,18 @@ static int valid_url(cfg_t *cfg, cfg_opt_t *opt)
 
 static int valid_smtp_url(cfg_t *cfg, cfg_opt_t *opt)
 {
-        const char *v = cfg_opt_getnstr(opt, 0);
+        const char *v = cfg_opt_getnstr(opt, 0), *host, *end;
 
         if (!v || (strncmp(v, "smtp://", 7) != 0 && strncmp(v, "smtps://", 8) != 0) ||
             strlen(v) < 9 || strpbrk(v, " \t\r\n"))
                 BAD(cfg, opt, "\"%s\" must be smtp://HOST[:PORT] or smtps://HOST[:PORT]", v ? v : "");
+        /* a password in the file would be readable by every member of the group and shown
+         * by every tool that prints the URL: it comes from password_file or a credential */
+        host = strstr(v, "://") + 3;
+        end = host + strcspn(host, "/");
+        if (memchr(host, '@', (size_t) (end - host)))
+                BAD(cfg, opt, "must not hold a user or password: set smtp.username, and the "
+                              "password in smtp.password_file or the credential smtp-password");
         return 0;
 }
 
@@ -128,17 +179,6 @@ static int valid_tls(cfg_t *cfg, cfg_opt_t *opt)
 
         if (!v || (strcmp(v, "required") != 0 && strcmp(v, "none") != 0))
                 BAD(cfg, opt, "\"%s\" must be \"required\" or \"none\"", v ? v : "");
-        return 0;
-}
-
-static int valid_address(cfg_t *cfg, cfg_opt_t *opt)
-{
-        for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
-                const char *v = cfg_opt_getnstr(opt, i);
-
-                if (v && *v && !addr_valid(v))
-                        BAD(cfg, opt, "\"%s\" is not a valid email address", v);
-        }
         return 0;
 }
 
@@ -167,6 +207,10 @@ static int valid_cancel_url(cfg_t *cfg, cfg_opt_t *opt)
                 return -1;
         if (v && *v && !strstr(v, "{{token}}"))
                 BAD(cfg, opt, "\"%s\" must contain {{token}}", v);
+        /* {{token}} is the only value a cancel link has: any other would be empty */
+        for (const char *p = v ? strstr(v, "{{") : NULL; p; p = strstr(p + 2, "{{"))
+                if (strncmp(p, "{{token}}", 9) != 0)
+                        BAD(cfg, opt, "\"%s\": {{token}} is the only placeholder a cancel link can hold", v);
         return 0;
 }
 
@@ -236,7 +280,7 @@ static void set_validators(cfg_t *cfg)
                 { "feedback_url", valid_url },
                 { "cancel_url", valid_cancel_url },
                 { "organisation", valid_nonempty },
-                { "roster_to", valid_address },
+                { "roster_to", valid_roster_to },
                 { "retention", valid_duration },
                 { "reminders|elearning", valid_duration },
                 { "reminders|joining_link", valid_duration },
@@ -245,7 +289,8 @@ static void set_validators(cfg_t *cfg)
                 { "smtp|tls", valid_tls },
                 { "smtp|from", valid_mailbox },
                 { "smtp|reply_to", valid_mailbox },
-                { "smtp|connections", valid_positive },
+                { "smtp|connections", valid_connections },
+                { "smtp|ca_file", valid_ca_file },
                 { "smtp|timeout", valid_positive },
                 { "smtp|max_per_minute", valid_positive },
                 { "smtp|give_up_after", valid_duration },
@@ -333,7 +378,7 @@ static void set_read_error(const char *path, int r, char **ret_err)
  * error messages point at the right line. Its lexer's rules: outside quotes, "#" and
  * "//" run to the end of the line and C comments to their end; a backslash in a quoted
  * string escapes the next character. */
-static void blank_comments(char *s)
+static unsigned blank_comments(char *s)
 {
         char quote = 0;
         size_t i = 0;
@@ -351,6 +396,10 @@ static void blank_comments(char *s)
                         while (s[i] && s[i] != '\n')
                                 s[i++] = ' ';
                 } else if (s[i] == '/' && s[i + 1] == '*') {
+                        unsigned line = 1;
+
+                        for (size_t k = 0; k < i; k++)
+                                line += s[k] == '\n';
                         s[i++] = ' ';
                         s[i++] = ' ';
                         while (s[i] && !(s[i] == '*' && s[i + 1] == '/')) {
@@ -358,13 +407,34 @@ static void blank_comments(char *s)
                                         s[i] = ' ';
                                 i++;
                         }
-                        if (s[i]) {
-                                s[i++] = ' ';
-                                s[i++] = ' ';
-                        }
+                        if (!s[i])
+                                return line; /* it would swallow the rest of the file */
+                        s[i++] = ' ';
+                        s[i++] = ' ';
                 } else
                         i++;
         }
+        return 0;
+}
+
+/* The line that sets a top-level option (the last that does: it is the one that counts),
+ * in text whose comments are blanked out. */
+static unsigned line_of_option(const char *text, const char *name)
+{
+        size_t n = strlen(name);
+        unsigned line = 1, found = 0;
+
+        for (const char *p = text; *p; p++) {
+                const char *q = p + strspn(p, " \t");
+
+                if (strncmp(q, name, n) == 0 && strchr(" \t=", q[n]))
+                        found = line;
+                p = strchrnul(p, '\n');
+                if (!*p)
+                        break;
+                line++;
+        }
+        return found;
 }
 
 int config_parse(const char *path, config_t **ret, char **ret_err)
@@ -372,6 +442,7 @@ int config_parse(const char *path, config_t **ret, char **ret_err)
         errsink_t sink = { path, NULL };
         config_t *c = NULL;
         char *text = NULL;
+        unsigned unterminated;
         cfg_t *cfg;
         int r;
 
@@ -387,12 +458,26 @@ int config_parse(const char *path, config_t **ret, char **ret_err)
                 set_read_error(path, r, ret_err);
                 goto out;
         }
-        blank_comments(text);
+        unterminated = blank_comments(text);
+        if (unterminated) {
+                r = -EINVAL;
+                if (asprintf(ret_err, "%s:%u: a comment opened with /* is never closed", path, unterminated) < 0)
+                        *ret_err = NULL;
+                goto out;
+        }
         r = cfg_parse_buf(cfg, text);
         if (r != CFG_SUCCESS) {
                 r = -EINVAL;
                 *ret_err = sink.err ? sink.err : strdup("invalid configuration");
                 sink.err = NULL;
+                goto out;
+        }
+        /* libconfuse calls no validator for an empty list */
+        if (cfg_size(cfg, "roster_to") == 0) {
+                r = -EINVAL;
+                if (asprintf(ret_err, "%s:%u: option roster_to: must name at least one address", path,
+                             line_of_option(text, "roster_to")) < 0)
+                        *ret_err = NULL;
                 goto out;
         }
         /* validators only see what the file sets: the default zone must exist too */

@@ -162,3 +162,57 @@ def test_meccctl_exit_codes(env):
 
     p = env.ctl("import", "registrations", os.path.join(env.dir, "missing.csv"), check=False)
     assert p.returncode == EX_NOINPUT, (p.returncode, p.stderr)
+
+
+# ---- what passed the check but misbehaved -------------------------------------------------
+
+def test_what_cannot_work_is_refused_at_the_check(env):
+    """Each of these passed `--check-config` once and then misbehaved in production."""
+    cases = [
+        ("timezone", 'timezone = "Europe"\n', 'timezone = "Europe"'),       # a directory
+        ("roster_to", 'roster_to = {""}\n', 'roster_to = {""}'),
+        ("roster_to", 'roster_to = {}\n', 'roster_to = {}'),
+        ("cancel_url", 'cancel_url = "https://hub.example/c?t={{token}}&x={{bogus}}"\n', "bogus"),
+        ("cancel_url", 'cancel_url = "https://hub.example/c?t={{token}}&n={{name}}"\n', "{{name}}"),
+    ]
+    for option, line, text in cases:
+        env.write_conf(line)
+        check_rejected(env, option, text)
+    env.smtp_settings["connections"] = 1000000
+    env.write_conf()
+    check_rejected(env, "smtp.connections", "connections = 1000000")
+    env.smtp_settings["connections"] = 2
+    env.smtp_settings["ca_file"] = "/nonexistent/ca.pem"
+    env.write_conf()
+    check_rejected(env, "smtp.ca_file", "/nonexistent/ca.pem")
+    del env.smtp_settings["ca_file"]
+    env.smtp_settings["url"] = "smtp://meccd:secret@127.0.0.1:%d" % env.port
+    env.write_conf()
+    check_rejected(env, "smtp.url", "secret@")
+
+
+def test_an_unterminated_comment_or_a_nul_does_not_end_the_file_quietly(env):
+    env.write_conf('/* a note\nscan_interval = "often"\n')
+    p = env.run("meccd", "--check-config", check=False)
+    assert p.returncode == EX_CONFIG, p.stderr
+    assert "/*" in p.stderr and "never closed" in p.stderr, p.stderr
+    with open(env.conf, "ab") as f:
+        f.write(b"\n# fine\x00scan_interval = 0\n")
+    p = env.run("meccd", "--check-config", check=False)
+    assert p.returncode == EX_CONFIG and "NUL" in p.stderr, p.stderr
+
+
+def test_templates_must_be_regular_files(env):
+    """A directory, a FIFO or a device where a template should be is refused at once (a
+    FIFO would hang the check, /dev/zero would never end)."""
+    tdir = os.path.join(env.dir, "templates")
+    shutil.copytree(os.path.join(TOP, "etc", "templates"), tdir)
+    env.settings["templates"] = tdir
+    env.write_conf()
+    html = os.path.join(tdir, "follow_up.html")
+    for make in (lambda: os.mkdir(html), lambda: os.mkfifo(html), lambda: os.symlink("/dev/zero", html)):
+        os.unlink(html) if not os.path.isdir(html) or os.path.islink(html) else os.rmdir(html)
+        make()
+        p = env.run("meccd", "--check-config", check=False, timeout=10)
+        assert p.returncode == EX_CONFIG, (p.returncode, p.stderr)
+        assert "follow_up.html" in p.stderr and "not a regular file" in p.stderr, p.stderr
