@@ -35,7 +35,7 @@ typedef struct {
         config_t *cfg;
         templates_t *tpl;
         db_t *db;
-        deliver_t *outbox;
+        deliver_t *deliver;
         sd_event *event;
         sd_event_source *timer, *grace;
         int64_t next_scan;      /* Unix seconds, for the status line */
@@ -150,7 +150,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         if (scan_run(d->db, d->cfg, now, &stats) < 0)
                 d->failed_scans++;
         mark_scanned(d, now);
-        deliver_kick(d->outbox);
+        deliver_kick(d->deliver);
         d->next_scan = clock_now() + d->cfg->scan_interval;
         r = arm_scan(d, (usec_t) d->cfg->scan_interval * USEC_PER_SEC);
         notify_status(d, "");
@@ -177,7 +177,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
                 log_msg(LOG_WARNING, "the database path changed; it takes effect at the next restart");
         free(cfg->database);
         cfg->database = strdup(d->cfg->database);
-        deliver_reconfigure(d->outbox, cfg, tpl);
+        deliver_reconfigure(d->deliver, cfg, tpl);
         templates_free(d->tpl);
         config_free(d->cfg);
         d->tpl = tpl;
@@ -195,7 +195,7 @@ static int on_grace_over(sd_event_source *s, uint64_t usec, void *userdata)
         (void) s;
         (void) usec;
         log_msg(LOG_NOTICE, "%u email%s still in flight will be tried again at the next start",
-                deliver_in_flight(d->outbox), deliver_in_flight(d->outbox) == 1 ? "" : "s");
+                deliver_in_flight(d->deliver), deliver_in_flight(d->deliver) == 1 ? "" : "s");
         return sd_event_exit(d->event, 0);
 }
 
@@ -208,12 +208,12 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
         (void) s;
         (void) sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         log_ctx(LOG_INFO, &ctx, "stopping on signal %u", si->ssi_signo);
-        deliver_stop(d->outbox);
+        deliver_stop(d->deliver);
         if (d->timer)
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
-        if (deliver_in_flight(d->outbox) == 0)
+        if (deliver_in_flight(d->deliver) == 0)
                 return sd_event_exit(d->event, 0);
-        deliver_on_idle(d->outbox, exit_when_idle, d);
+        deliver_on_idle(d->deliver, exit_when_idle, d);
         return sd_event_add_time_relative(d->event, &d->grace, CLOCK_MONOTONIC, STOP_GRACE_USEC,
                                           TIMER_ACCURACY_USEC, on_grace_over, d);
 }
@@ -228,7 +228,7 @@ static int run_loop(daemon_t *d)
             (r = sd_event_add_signal(d->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, d)) < 0 ||
             (r = sd_event_add_signal(d->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_hup, d)) < 0)
                 goto fail;
-        deliver_on_idle(d->outbox, on_idle, d);
+        deliver_on_idle(d->deliver, on_idle, d);
         d->next_scan = clock_now();
         r = arm_scan(d, 0);
         if (r < 0)
@@ -260,9 +260,9 @@ static int run_once(daemon_t *d)
         if (r < 0)
                 return EX_UNAVAILABLE;
         mark_scanned(d, now);
-        deliver_on_idle(d->outbox, exit_when_idle, d);
-        deliver_kick(d->outbox);
-        if (deliver_busy(d->outbox) && sd_event_loop(d->event) < 0)
+        deliver_on_idle(d->deliver, exit_when_idle, d);
+        deliver_kick(d->deliver);
+        if (deliver_busy(d->deliver) && sd_event_loop(d->event) < 0)
                 return EX_OSERR;
         return EX_OK;
 }
@@ -362,15 +362,15 @@ static int setup_delivery(daemon_t *d)
                 log_msg(LOG_ERR, "event loop: %s", strerror(-r));
                 return EX_OSERR;
         }
-        d->outbox = deliver_new(d->db, d->cfg, d->tpl, d->event);
-        if (!d->outbox)
+        d->deliver = deliver_new(d->db, d->cfg, d->tpl, d->event);
+        if (!d->deliver)
                 return EX_OSERR;
         return EX_OK;
 }
 
 static void daemon_done(daemon_t *d)
 {
-        deliver_free(d->outbox);
+        deliver_free(d->deliver);
         sd_event_source_unref(d->timer);
         sd_event_source_unref(d->grace);
         sd_event_unref(d->event);
