@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 
 #include "clock.h"
 #include "deliver.h"
@@ -21,7 +20,9 @@
  * rendered at the claim is still true when it goes. */
 #define DELIVER_BATCH 32
 /* A locked database (the website writing) is tried again this soon, in microseconds. */
-#define DELIVER_BUSY_RETRY_USEC (250 * 1000ULL)
+#define DELIVER_BUSY_RETRY_USEC (250 * USEC_PER_MSEC)
+/* The rate limit's and the retry's timer: a millisecond late is on time. */
+#define TIMER_ACCURACY_USEC USEC_PER_MSEC
 
 struct deliver {
         db_t *db;
@@ -33,7 +34,7 @@ struct deliver {
         bool stopping;
         bool pumping;
         double tokens;          /* max_per_minute token bucket */
-        struct timespec refilled;
+        usec_t refilled;        /* when the bucket was last topped up */
         sd_event_source *wake;  /* the rate limit's refill, or a locked database */
         sd_event_source *later; /* a pump once the loop has handled what is pending */
         deliver_stats_t stats;
@@ -75,7 +76,7 @@ deliver_t *deliver_new(db_t *db, const config_t *c, const templates_t *t, sd_eve
         d->t = t;
         d->event = sd_event_ref(e);
         d->tokens = c->smtp.max_per_minute;
-        clock_gettime(CLOCK_MONOTONIC, &d->refilled);
+        d->refilled = clock_monotonic();
         /* idle priority: completions that arrive together are recorded together */
         if (sd_event_add_defer(e, &d->later, on_later, d) < 0 ||
             sd_event_source_set_priority(d->later, SD_EVENT_PRIORITY_IDLE) < 0 ||
@@ -182,11 +183,10 @@ void deliver_stop(deliver_t *d)
 /* Messages the rate limit allows now (whole tokens), after refilling the bucket. */
 static size_t tokens(deliver_t *d)
 {
-        struct timespec now;
-        double elapsed, rate = d->c->smtp.max_per_minute / 60.0;
+        usec_t now = clock_monotonic();
+        double elapsed = (double) (now - d->refilled) / USEC_PER_SEC;
+        double rate = d->c->smtp.max_per_minute / 60.0;
 
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        elapsed = (double) (now.tv_sec - d->refilled.tv_sec) + (now.tv_nsec - d->refilled.tv_nsec) / 1e9;
         d->refilled = now;
         d->tokens += elapsed * rate;
         if (d->tokens > d->c->smtp.max_per_minute)
@@ -194,11 +194,11 @@ static size_t tokens(deliver_t *d)
         return d->tokens >= 1.0 ? (size_t) d->tokens : 0;
 }
 
-static uint64_t usec_to_next_token(const deliver_t *d)
+static usec_t usec_to_next_token(const deliver_t *d)
 {
         double rate = d->c->smtp.max_per_minute / 60.0;
 
-        return (uint64_t) ((1.0 - d->tokens) / rate * 1e6) + 1000;
+        return (usec_t) ((1.0 - d->tokens) / rate * USEC_PER_SEC) + TIMER_ACCURACY_USEC;
 }
 
 static int on_wake(sd_event_source *s, uint64_t usec, void *userdata)
@@ -209,10 +209,11 @@ static int on_wake(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-static void wake_in(deliver_t *d, uint64_t usec)
+static void wake_in(deliver_t *d, usec_t usec)
 {
         if (!d->wake)
-                (void) sd_event_add_time_relative(d->event, &d->wake, CLOCK_MONOTONIC, usec, 1000, on_wake, d);
+                (void) sd_event_add_time_relative(d->event, &d->wake, CLOCK_MONOTONIC, usec, TIMER_ACCURACY_USEC,
+                                                  on_wake, d);
         else {
                 (void) sd_event_source_set_time_relative(d->wake, usec);
                 (void) sd_event_source_set_enabled(d->wake, SD_EVENT_ONESHOT);

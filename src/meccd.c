@@ -21,6 +21,7 @@
 #include "deliver.h"
 #include "outbox.h"
 #include "render.h"
+#include "report.h"
 #include "scan.h"
 #include "smtp.h"
 
@@ -98,14 +99,8 @@ static void notify_status(daemon_t *d, const char *prefix)
 {
         long queued = 0, failed = 0, open = 0;
         char when[16] = "-";
-        sqlite3_stmt *st;
 
-        (void) outbox_counts(d->db, &queued, &failed);
-        st = db_stmt(d->db, "SELECT count(*) FROM sessions WHERE status = 'open'");
-        if (st && db_step(st) == 1)
-                open = sqlite3_column_int64(st, 0);
-        if (st)
-                sqlite3_reset(st);
+        (void) report_status_line(d->db, &open, &queued, &failed);
         if (d->next_scan)
                 clock_format_hm(d->next_scan, when, sizeof(when));
         (void) sd_notifyf(0, "%sSTATUS=next scan %s; %ld open session%s; %ld queued; %ld failed",

@@ -33,7 +33,6 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
 {
         sqlite3_stmt *st = db_stmt(db, SQL_QUEUE);
         char mid[512], occ[96];
-        const char *domain = strrchr(c->smtp.from_addr, '@');
         int r;
 
         if (!st)
@@ -42,7 +41,7 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
         id_part(occasion, occ, sizeof(occ));
         snprintf(mid, sizeof(mid), "<%lld.%lld.%s%s%s.%s%s>", (long long) session_id,
                  (long long) registration_id, kind_to_string(kind), *occ ? "." : "", occ, db_instance(db),
-                 domain ? domain : "@meccd.invalid");
+                 config_mail_domain(c));
         sqlite3_bind_int64(st, 1, session_id);
         if (registration_id)
                 sqlite3_bind_int64(st, 2, registration_id);

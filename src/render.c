@@ -274,10 +274,9 @@ static char *time_to_go(int64_t now, int64_t starts_at)
 char *render_ics_uid(const config_t *c, const char *instance, int64_t session_id)
 {
         char *uid = NULL;
-        const char *at = strrchr(c->smtp.from_addr, '@');
 
         if (asprintf(&uid, "session-%lld.%s%s", (long long) session_id, instance ? instance : "0",
-                     at ? at : "@meccd") < 0)
+                     config_mail_domain(c)) < 0)
                 uid = NULL;
         return uid;
 }

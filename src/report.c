@@ -166,6 +166,24 @@ static int count(db_t *db, const char *sql, const char *status, int64_t t, long 
         return r < 0 ? r : 0;
 }
 
+static const char SQL_OPEN_COUNT[] = "SELECT count(*) FROM sessions WHERE status = ?1";
+
+int report_status_line(db_t *db, long *ret_open, long *ret_queued, long *ret_failed)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_OPEN_COUNT);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, session_status_to_string(SESSION_OPEN), -1, SQLITE_STATIC);
+        r = db_step(st);
+        *ret_open = r == 1 ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        return outbox_counts(db, ret_queued, ret_failed);
+}
+
 int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret)
 {
         health_t h = { 0 };

@@ -38,6 +38,9 @@ int report_outbox(db_t *db, mail_status_t status,
 
 /* ---- status ------------------------------------------------------------------------------ */
 
+/* The daemon's STATUS= figures: sessions open for booking, emails queued and failed. */
+int report_status_line(db_t *db, long *ret_open, long *ret_queued, long *ret_failed);
+
 #define HEALTH_OVERDUE_AFTER 3600       /* seconds an email may wait before it is overdue */
 
 typedef struct {
