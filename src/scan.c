@@ -510,6 +510,7 @@ static int not_a_time(scan_t *x, const session_t *unused, const registration_t *
 static int admit(scan_t *x)
 {
         session_cache_t cache = { 0 };
+        usec_t start;
         int r;
 
         r = each_registration(x, bound(x, SQL_NEW_NOT_A_TIME, x->now + NOT_A_TIME_AHEAD, 0), NULL,
@@ -519,9 +520,10 @@ static int admit(scan_t *x)
 
         /* a slice at a time: the caller commits it and comes back, so a mass import
          * neither holds the database nor starves the event loop */
+        start = clock_monotonic();
         for (unsigned n = 0; n < SCAN_SLICE / SCAN_BATCH; n++) {
                 r = each_registration(x, bound(x, SQL_NEW, x->now, SCAN_BATCH), NULL, admit_one, &cache);
-                if (r < SCAN_BATCH)
+                if (r < SCAN_BATCH || clock_monotonic() - start >= SCAN_SLICE_USEC)
                         break;
         }
         cache_clear(&cache);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 
@@ -13,6 +14,7 @@
 /* Registrations admitted per transaction: a mass import is admitted a slice at a time,
  * each committed, with the event loop (watchdog, signals) run between slices. */
 #define SCAN_SLICE 8192
+#define SCAN_SLICE_USEC (250 * USEC_PER_MSEC) /* or this long, whichever comes first */
 
 typedef enum scan_step {
         SCAN_CHECK,     /* sessions the website wrote or changed: held back, or told */

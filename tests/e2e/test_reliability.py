@@ -249,7 +249,7 @@ def test_mass_import_is_admitted_in_slices_and_a_stop_is_heard(env):
         notify.close()
     booked, new = env.sql("SELECT sum(status = 'booked'), sum(status = 'new') FROM registrations")[0]
     print("# admitted before the stop: %d of 90000" % booked, flush=True)
-    assert booked > 0 and booked % 8192 == 0 or new == 0, (booked, new)
+    assert booked > 0 and booked % 512 == 0 or new == 0, (booked, new)
     assert booked + new == 90000, (booked, new)
     # every booking admitted has its confirmation queued, in the same transaction
     assert env.sql("SELECT count(*) FROM outbox WHERE kind = 'confirmation'")[0][0] == booked
