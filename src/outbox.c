@@ -172,7 +172,8 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
                 }
                 d.registration = &g;
         }
-        if (key->kind == KIND_ROSTER && (r = db_session_booked(db, s.id, &roster, &d.n_roster)) < 0)
+        if ((key->kind == KIND_ROSTER || key->kind == KIND_ATTENDANCE_REQUEST) &&
+            (r = db_session_booked(db, s.id, &roster, &d.n_roster)) < 0)
                 goto out;
         if (info->next_sessions && (r = load_next(db, c, &s, now, &next, &d.n_next)) < 0)
                 goto out;

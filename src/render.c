@@ -360,10 +360,15 @@ static int fill(const config_t *c, const mail_key_t *key, const mail_data_t *d, 
                 set(vals, V_NOTE, waiting ? "Your joining link is ready and waiting: we will send it as soon "
                                             "as you have completed the e-learning." : "");
         }
-        if (key->kind == KIND_ROSTER) {
+        if (key->kind == KIND_ROSTER || key->kind == KIND_ATTENDANCE_REQUEST) {
                 char *text = NULL;
 
                 r = roster(d->roster, d->n_roster, &text, ret_csv, ret_csv_size);
+                /* the attendance request names the booked; the spreadsheet is the roster's */
+                if (r >= 0 && key->kind != KIND_ROSTER) {
+                        free(*ret_csv);
+                        *ret_csv = NULL;
+                }
                 if (r < 0)
                         return r;
                 set_owned(vals, V_ATTENDEES, text);
