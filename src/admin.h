@@ -107,3 +107,27 @@ int admin_import_elearning(const admin_t *a, const char *path, import_report_t *
 int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why);
 /* Every failed email; *ret_n: how many. */
 int admin_retry_all_failed(const admin_t *a, long *ret_n);
+
+/* ---- attendance (SPEC 12) -------------------------------------------------------------------- */
+
+typedef struct {
+        const char *format;     /* which export the file was */
+        size_t people;          /* people in the file */
+        size_t attended, absent; /* booked registrations, as recorded */
+        char **unmatched;       /* "NAME <ADDR>, N min": rows that are no booking (guests, the trainer) */
+        size_t n_unmatched;
+} attendance_report_t;
+void attendance_report_clear(attendance_report_t *r);
+
+/* Replace the attendance of a session that has started with what the meeting platform's
+ * export at path says (attendance.h). A row is a booked registration by its address
+ * (without regard to case), else by its name when exactly one booked registration has that
+ * name; it attended when its minutes reach attendance_min (a row without minutes: it did).
+ * The booked nobody's row names did not attend. One transaction. ADMIN_REFUSED (a file that
+ * is none of the formats, or a session not started), ADMIN_NOT_FOUND, ADMIN_NO_INPUT. */
+int admin_attendance_import(const admin_t *a, int64_t session_id, const char *path,
+                            attendance_report_t *ret, char **ret_why);
+/* Record by hand: each of who (a registration id or an address) booked on the session
+ * attended, or not. All or none. */
+int admin_attendance_mark(const admin_t *a, int64_t session_id, bool attended, char *const *who,
+                          size_t n, char **ret_why);

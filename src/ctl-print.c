@@ -196,6 +196,14 @@ void print_registration(ctl_t *x, const registration_t *g)
                 json_time(g->registered_at);
                 fputs(",\"elearning_done_at\":", stdout);
                 json_time(g->elearning_done_at);
+                printf(",\"attended\":%s,\"attended_minutes\":",
+                       g->attended < 0 ? "null" : g->attended ? "true" : "false");
+                if (g->attended_minutes >= 0)
+                        printf("%lld", (long long) g->attended_minutes);
+                else
+                        fputs("null", stdout);
+                fputs(",\"organisation\":", stdout);
+                json_str(g->organisation);
                 putchar('}');
                 json_end(x);
                 return;
