@@ -924,3 +924,34 @@ int admin_attendance_mark(const admin_t *a, int64_t session_id, bool attended, c
         session_clear(&s);
         return r;
 }
+
+static const char SQL_SET_ORG[] = "UPDATE registrations SET organisation = ?2 WHERE id = ?1";
+
+int admin_register_org(const admin_t *a, int64_t session_id, const char *name, const char *email,
+                       const char *organisation, int64_t *ret_id, char **ret_why)
+{
+        sqlite3_stmt *st;
+        int64_t id = 0;
+        int r;
+
+        if (organisation && *organisation && !text_is_line(organisation))
+                return say(ADMIN_REFUSED, ret_why, "the organisation must be a single line");
+        r = db_begin(a->db);
+        if (r < 0)
+                return r;
+        r = admin_register(a, session_id, name, email, &id, ret_why);
+        if (r == 0) {
+                st = db_stmt(a->db, SQL_SET_ORG);
+                if (!st)
+                        r = -EIO;
+                else {
+                        sqlite3_bind_int64(st, 1, id);
+                        db_bind_text(st, 2, organisation);
+                        r = db_step_done(st);
+                }
+        }
+        r = finish(a, r);
+        if (r == 0 && ret_id)
+                *ret_id = id;
+        return r;
+}

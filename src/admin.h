@@ -131,3 +131,7 @@ int admin_attendance_import(const admin_t *a, int64_t session_id, const char *pa
  * attended, or not. All or none. */
 int admin_attendance_mark(const admin_t *a, int64_t session_id, bool attended, char *const *who,
                           size_t n, char **ret_why);
+
+/* admin_register() with the volunteer's organisation (SPEC 13; NULL or "": none given). */
+int admin_register_org(const admin_t *a, int64_t session_id, const char *name, const char *email,
+                       const char *organisation, int64_t *ret_id, char **ret_why);

@@ -27,6 +27,11 @@ static void json_str(const char *s)
         putchar('"');
 }
 
+void ctl_json_str(const char *s)
+{
+        json_str(s);
+}
+
 /* An erased name or address is "" in the database: null here. */
 static void json_erased(const char *s)
 {

@@ -60,6 +60,9 @@ bool ctl_parse_id(const char *s, int64_t *ret);
 /* A time as in meccctl(8); otherwise "OPTION: "S" is not a time like ..." and `code`. */
 int ctl_parse_time(const char *option, const char *s, int64_t *ret, int code);
 
+/* A JSON string (null for NULL) on stdout. */
+void ctl_json_str(const char *s);
+
 /* ---- output ---------------------------------------------------------------------------------- */
 
 /* A list: a JSON array, or a text table under its header. */

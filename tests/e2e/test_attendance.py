@@ -154,3 +154,52 @@ def test_attendance_required_waits_and_asks_the_trainer(env):
                                             "joining_link"][:len(env.kinds("dee@example.org"))]
     assert "follow_up" not in env.kinds("dee@example.org")
     assert len(env.mails(to="trainer@example.org", kind="attendance_request")) == 1
+
+
+def report(env, *args, now="2026-09-23 12:30"):
+    return env.ctl_json("report", *args, now=now)
+
+
+def test_report_counts_and_survives_erasure(env):
+    sid, later, regs = setup(env)
+    env.ctl("register", sid, "--name", "Eve Org", "--email", "eve@example.org",
+            "--organisation", "DWP Oxford", now="2026-09-01 11:00")
+    env.scan("2026-09-01 11:05")
+    env.ctl("cancel", str(regs["sam2@example.org"]), now="2026-09-02 09:00")
+    env.register(sid, "Late Larry", "larry@example.org", "2026-09-20 09:00")   # after the cutoff
+    env.sql("INSERT INTO registrations(session_id, name, email, registered_at) VALUES (?, ?, ?, ?)",
+            sid, "Bad Address", "not-an-address", 1788339600)
+    env.scan("2026-09-21 09:00")
+    env.ctl("elearning-done", "ann@example.org", now="2026-09-10 09:00")
+    path = write(env, "attendance.csv", "\ufeff" + TEAMS, "utf-16-le")
+    env.ctl("attendance", "import", sid, path, now="2026-09-22 12:30")
+    env.scan("2026-09-23 12:30")
+
+    before = report(env, "--until", "2026-10-01 00:00")
+    assert [r["session_id"] for r in before] == [sid, None]
+    row = [r for r in before if r["session_id"] == sid][0]
+    assert row["registrations"] == 9
+    assert row["booked"] == 6 and row["cancelled"] == 1 and row["late"] == 1 and row["invalid"] == 1
+    assert row["elearning_done"] == 1
+    # Sam Lee is one booking now (the other cancelled): his row is his
+    assert row["attended"] == 3 and row["absent"] == 3 and row["attendance_unknown"] == 0
+    assert row["emails_sent"] > 0 and row["emails_failed"] == 0
+    total = before[-1]
+    assert total["session_id"] is None and total["title"] == "total"
+    assert total["registrations"] == 9
+
+    by_org = report(env, "--by", "organisation", "--until", "2026-10-01 00:00")
+    orgs = {(r["session_id"], r["organisation"]): r for r in by_org}
+    assert orgs[(sid, "DWP Oxford")]["booked"] == 1
+    assert orgs[(None, "DWP Oxford")]["registrations"] == 1
+    assert orgs[(None, "")]["registrations"] == 8
+
+    csv_out = env.ctl("report", "--csv", now="2026-09-23 12:30").stdout
+    assert csv_out.splitlines()[0].startswith("session_id,title,course,starts_at,capacity,registrations")
+
+    # retention passes: names, addresses and bodies go; the figures stay
+    env.scan("2027-04-01 09:00")
+    assert env.sql("SELECT count(*) FROM registrations WHERE session_id = ? AND email != ''", sid)[0][0] == 0
+    after = report(env, "--until", "2026-10-01 00:00", now="2027-04-01 10:00")
+    assert after == before, (before, after)
+    assert report(env, "--by", "organisation", "--until", "2026-10-01 00:00", now="2027-04-01 10:00") == by_org
