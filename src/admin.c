@@ -72,6 +72,30 @@ static const char SQL_SESSION_EDIT[] =
         " ELSE changed_outbox END WHERE id = ?1";
 static const char SQL_SESSION_STATUS[] = "UPDATE sessions SET status = ?2 WHERE id = ?1";
 static const char SQL_SESSION_CLOSES[] = "UPDATE sessions SET closes_at = ?2 WHERE id = ?1";
+static const char SQL_SESSION_COURSE[] = "UPDATE sessions SET course = ?2 WHERE id = ?1";
+
+/* A course given must be one the configuration has (SPEC 11). */
+static int check_course(const admin_t *a, const session_fields_t *f, char **ret_why)
+{
+        if ((f->given & SF_COURSE) && !config_settings(a->cfg, f->course))
+                return say(ADMIN_REFUSED, ret_why, "course \"%s\" is not configured in %s", f->course,
+                           a->cfg->path ? a->cfg->path : "the configuration");
+        return 0;
+}
+
+static int set_course(const admin_t *a, int64_t id, const session_fields_t *f)
+{
+        sqlite3_stmt *st;
+
+        if (!(f->given & SF_COURSE))
+                return 0;
+        st = db_stmt(a->db, SQL_SESSION_COURSE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        db_bind_text(st, 2, f->course);
+        return db_step_done(st);
+}
 
 /* Each given field on its own: a single line, a link, an address, a number of places. */
 static int check_fields(const session_fields_t *f, char **ret_why)
@@ -114,6 +138,8 @@ static session_t apply_fields(const session_t *s, const session_fields_t *f)
                 n.trainer_email = (char *) f->trainer_email;
         if (f->given & SF_CLOSES)
                 n.closes_at = f->closes_at;
+        if (f->given & SF_COURSE)
+                n.course = (char *) f->course;
         return n;
 }
 
@@ -149,17 +175,25 @@ int admin_session_add(const admin_t *a, const session_fields_t *f, bool force, i
                       char **ret_why)
 {
         session_t s = apply_fields(&(session_t) { .status = SESSION_OPEN }, f);
+        const config_t *sc;
         sqlite3_stmt *st;
         int r;
 
-        if ((f->given & SF_REQUIRED) != SF_REQUIRED)
+        r = check_course(a, f, ret_why);
+        if (r)
+                return r;
+        sc = config_settings(a->cfg, s.course);
+        /* a course's sessions take its title unless given another */
+        if (!(f->given & SF_TITLE) && sc->course_title)
+                s.title = sc->course_title;
+        if ((f->given & (SF_REQUIRED & ~SF_TITLE)) != (SF_REQUIRED & ~SF_TITLE) || !s.title)
                 return say(ADMIN_REFUSED, ret_why, "a session needs a title, a start, an end and a capacity");
         r = check_fields(f, ret_why);
         if (r)
                 return r;
         if (s.ends_at <= s.starts_at)
                 return say(ADMIN_REFUSED, ret_why, "the end must be after the start");
-        if (!plan_bookable(a->cfg, &s, a->now)) {
+        if (!plan_bookable(sc, &s, a->now)) {
                 why_too_soon(a, &s, ret_why);
                 if (!force)
                         return ADMIN_NEEDS_FORCE;
@@ -173,7 +207,7 @@ int admin_session_add(const admin_t *a, const session_fields_t *f, bool force, i
         if (r < 0)
                 return r;
         *ret_id = sqlite3_last_insert_rowid(db_handle(a->db));
-        return 0;
+        return set_course(a, *ret_id, f);
 }
 
 /* What changed, in words for the session_changed email. */
@@ -234,6 +268,8 @@ int admin_session_edit(const admin_t *a, int64_t id, const session_fields_t *f, 
         int r;
 
         r = check_fields(f, ret_why);
+        if (!r)
+                r = check_course(a, f, ret_why);
         if (r)
                 return r;
         r = db_begin(a->db);
@@ -242,6 +278,8 @@ int admin_session_edit(const admin_t *a, int64_t id, const session_fields_t *f, 
         r = get_session(a, id, &s, ret_why);
         if (r == 0)
                 r = edit(a, &s, f, ret_told, ret_why);
+        if (r == 0)
+                r = set_course(a, id, f);
         session_clear(&s);
         return finish(a, r);
 }

@@ -41,7 +41,8 @@ enum {
         SF_ELEARNING_URL = 1 << 5,
         SF_TRAINER = 1 << 6,
         SF_CLOSES = 1 << 7,
-        _SF_ALL = (1 << 8) - 1,
+        SF_COURSE = 1 << 8,
+        _SF_ALL = (1 << 9) - 1,
         SF_REQUIRED = SF_TITLE | SF_START | SF_END | SF_CAPACITY, /* to add a session */
 };
 
@@ -53,6 +54,7 @@ typedef struct {
         long capacity;
         const char *join_url, *elearning_url, *trainer_email;
         int64_t closes_at;      /* when bookings close, instead of booking_cutoff before the start */
+        const char *course;     /* a course of the config ("": none); without a title, its title */
 } session_fields_t;
 
 /* Add an open session. One that starts in the past, or whose bookings would close at once

@@ -52,6 +52,13 @@ static int cmd_upcoming(ctl_t *x, int argc, char **argv)
         return EX_OK;
 }
 
+static int print_held_back(int64_t id, const char *problem, void *userdata)
+{
+        (void) userdata;
+        printf("held back:         session %lld: %s; its new registrations wait\n", (long long) id, problem);
+        return 0;
+}
+
 static int cmd_status(ctl_t *x, int argc, char **argv)
 {
         health_t h;
@@ -66,6 +73,8 @@ static int cmd_status(ctl_t *x, int argc, char **argv)
         if (r < 0)
                 return ctl_fail(EX_UNAVAILABLE, "cannot tell: %s", db_errmsg(x->db));
         print_status(x, &h);
+        if (!x->json && h.held_back && report_held_back(x->db, print_held_back, NULL) < 0)
+                return EX_UNAVAILABLE;
         if (!x->json) {
                 putchar('\n');
                 r = ctl_list_sessions(x);

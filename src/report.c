@@ -190,9 +190,35 @@ int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret)
         h.last_scan_at = last ? strtoll(last, NULL, 10) : 0;
         free(last);
         h.scanning = h.last_scan_at && now - h.last_scan_at < 3 * c->scan_interval + 60;
-        h.healthy = h.scanning && h.failed == 0 && h.overdue == 0;
+        r = report_held_back(db, NULL, &h.held_back);
+        if (r < 0)
+                return r;
+        h.healthy = h.scanning && h.failed == 0 && h.overdue == 0 && h.held_back == 0;
         *ret = h;
         return 0;
+}
+
+static const char SQL_HELD_BACK[] =
+        "SELECT id, problem FROM sessions WHERE problem IS NOT NULL AND status IN ('open', 'closed')"
+        " ORDER BY starts_at, id";
+
+/* fn NULL: userdata is a long that counts them. */
+int report_held_back(db_t *db, int (*fn)(int64_t session_id, const char *problem, void *userdata),
+                     void *userdata)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_HELD_BACK);
+        int r, q = 0;
+
+        if (!st)
+                return -EIO;
+        while (q >= 0 && (r = db_step(st)) == 1) {
+                if (fn)
+                        q = fn(sqlite3_column_int64(st, 0), col_text(st, 1), userdata);
+                else
+                        (*(long *) userdata)++;
+        }
+        sqlite3_reset(st);
+        return q < 0 ? q : r < 0 ? r : 0;
 }
 
 /* ---- the dry run -------------------------------------------------------------------------- */

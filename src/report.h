@@ -46,10 +46,16 @@ typedef struct {
         long queued, failed, overdue;   /* emails; overdue: queued over HEALTH_OVERDUE_AFTER */
         int64_t last_scan_at;           /* 0: never */
         bool scanning;                  /* a scan ran within three scan intervals and a minute */
-        bool healthy;                   /* scanning, nothing failed, nothing overdue */
+        bool healthy;                   /* scanning, nothing failed, nothing overdue, none held back */
+        long held_back;                 /* sessions with a problem (report_held_back names them) */
 } health_t;
 
 int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret);
+
+/* Each session held back (sessions.problem: a course not configured, an end before its
+ * start), with why. */
+int report_held_back(db_t *db, int (*fn)(int64_t session_id, const char *problem, void *userdata),
+                     void *userdata);
 
 /* ---- the dry run ------------------------------------------------------------------------- */
 

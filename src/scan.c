@@ -329,7 +329,9 @@ static int check_session(scan_t *x, const session_t *s)
 
         /* the website named a course the config does not have: nothing is sent with
          * another course's links until it is configured and meccd reloaded */
-        if (!problem && !config_settings(x->c, s->course)) {
+        /* each_session has put the course's settings in x->c, or left the global ones
+         * (course NULL) for a course it does not know */
+        if (!problem && s->course && *s->course && !x->c->course) {
                 snprintf(unknown, sizeof(unknown), "course \"%.200s\" is not configured", s->course);
                 problem = unknown;
         }
