@@ -164,12 +164,12 @@ static int print_programme_row(const report_row_t *w, void *userdata)
                 }
                 putchar('}');
         } else {
-                char when[32] = "", title[25];
+                char when[32] = "", title[80];
 
                 if (w->starts_at)
                         clock_format_local(w->starts_at, when, sizeof(when));
                 snprintf(title, sizeof(title), "%s", w->organisation ? (*w->organisation ? w->organisation : "(none)") : w->title);
-                printf("%-5s %-24s %-10.10s %-16.16s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %5s %4s\n",
+                printf("%-5s %-26.26s %-10.10s %-16.16s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %5s %4s\n",
                        f[0], title, w->organisation ? "" : f[2], when, f[4], f[5], f[6], f[7], f[8], f[9],
                        f[10], f[11], f[12], f[13], f[14], f[15], f[16], f[17]);
         }
@@ -216,7 +216,7 @@ static int cmd_report(ctl_t *x, int argc, char **argv)
         } else if (x->json) {
                 putchar('[');
         } else {
-                printf("%-5s %-24s %-10s %-16s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %5s %4s\n",
+                printf("%-5s %-26s %-10s %-16s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %4s %5s %4s\n",
                        "ID", p.by_org ? "TITLE / ORGANISATION" : "TITLE", "COURSE", "STARTS", "CAP", "REGS",
                        "BOOK", "NOTP", "LATE", "CANC", "INV", "ELRN", "ATT", "ABS", "UNKN", "SENT", "FAIL",
                        "UNRE");
