@@ -122,10 +122,10 @@ TPLDIR = $(DESTDIR)$(SYSCONFDIR)/meccd/templates
 install: all $(GEN)
 	install -Dm755 meccd $(DESTDIR)$(SBINDIR)/meccd
 	install -Dm755 meccctl $(DESTDIR)$(SBINDIR)/meccctl
-	install -d $(TPLDIR)
+	install -d $(TPLDIR) $(TPLDIR)/ttt
 	[ -e $(DESTDIR)$(SYSCONFDIR)/meccd/meccd.conf ] || \
 		install -Dm640 $(B)/gen/etc/meccd.conf $(DESTDIR)$(SYSCONFDIR)/meccd/meccd.conf
-	@for f in etc/templates/*; do t=$(TPLDIR)/$${f##*/}; \
+	@for f in etc/templates/*.* etc/templates/ttt/*.*; do t=$(TPLDIR)/$${f#etc/templates/}; \
 		if [ ! -e $$t ]; then install -m644 $$f $$t || exit 1; \
 		elif cmp -s $$f $$t; then rm -f $$t.dist; \
 		else cmp -s $$f $$t.dist || install -m644 $$f $$t.dist || exit 1; \

@@ -49,6 +49,18 @@ scan() {
                 END { for (k in sent) printf "   sent: %d %s\n", sent[k], k }'
 }
 
+# The attendance report the trainer downloads from Teams after the 22 Sept session: UTF-16
+# with a byte-order mark, tab-separated, a summary above the participants. Tom did not make
+# it; a colleague of the trainer looked in as a guest.
+attendance_22() {
+        printf '1. Summary\r\nMeeting title\tMECC Live Online Training\r\nAttended participants\t3\r\nStart time\t9/22/26, 10:27:12 AM\r\nEnd time\t9/22/26, 12:02:40 PM\r\nMeeting duration\t1h 35m 28s\r\n\r\n2. Participants\r\nName\tFirst Join\tLast Leave\tIn-Meeting Duration\tEmail\tParticipant ID (UPN)\tRole\r\nMECC Trainer\t9/22/26, 10:27:12 AM\t9/22/26, 12:02:40 PM\t1h 35m 28s\ttrainer@example.org\ttrainer@example.org\tOrganizer\r\nSiân Ó Briain\t9/22/26, 10:29:40 AM\t9/22/26, 12:00:05 PM\t1h 30m 25s\tsian@example.org\tsian@example.org\tAttendee\r\nVisiting colleague (Guest)\t9/22/26, 10:45:00 AM\t9/22/26, 11:15:00 AM\t30m\t\t\tAttendee\r\n\r\n3. In-Meeting Activities\r\n' |
+                { printf '\377\376'; iconv -f UTF-8 -t UTF-16LE; } >"$dir/attendance-0922.csv"
+        echo
+        echo "== meccctl attendance import $s1 attendance-0922.csv (as Teams wrote it)"
+        ctl --now "2026-09-23 09:00" attendance import "$s1" "$dir/attendance-0922.csv" | sed 's/^/   /'
+        ctl --now "2026-09-23 09:00" attendance show "$s1" | sed 's/^/   /'
+}
+
 echo "== Sessions (the pilot pattern: live online, 10:30-12:00, 12 places)"
 now="2026-08-24 09:00"
 s1=$(ctl --now "$now" session add --title "MECC Live Online Training" --start "2026-09-22 10:30" --end "2026-09-22 12:00" --capacity 12 --join-url "https://meet.example.org/mecc-0922" --trainer "trainer@example.org")
@@ -80,13 +92,17 @@ for day in 12 13 14 15 16 17 18 19 20 21 22 23 24 25; do
         17) what="bookings for 24 Sept close: the waiting list is told there was no place" ;;
         19) what="3 days before 22 Sept: the last e-learning reminder" ;;
         20) what="2 days before 22 Sept: joining links, with a calendar invitation" ;;
-        23) what="the day after the first session: thank-you emails with the Live Well link" ;;
+        23) what="the trainer's Teams attendance report is recorded for 22 Sept" ;;
+        24) what="the day after the first session: thanks to those who came, \"sorry we missed you\" to those who did not" ;;
         *) what="the daily scan" ;;
         esac
         t="2026-09-$day 10:30"
         if [ "$day" = 15 ]; then
                 t="2026-09-15 11:00"
                 reg "$t" "$s1" "Late Lucy" "lucy@example.org"
+        fi
+        if [ "$day" = 23 ]; then
+                attendance_22
         fi
         scan "$t" "$what"
 done
@@ -116,6 +132,23 @@ n = sum(len(v) for v in got.values())
 print("\n  (the other eleven library colleagues received the same as colleague 1)")
 print("\n%d emails in all. Read any of them with:  less %s/new/<file>" % (n, sys.argv[1]))
 PYEOF
+echo
+echo "== The \"missed\" email Tom received (text part)"
+$py - "$dir/mail" <<'PYEOF'
+import email, email.policy, mailbox, sys
+box = mailbox.Maildir(sys.argv[1], factory=None, create=False)
+for key in box.iterkeys():
+    m = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+    if "tom.whitaker" in str(m["To"]) and "missed you" in str(m["Subject"]):
+        print("   Subject: " + str(m["Subject"]))
+        for line in m.get_body(preferencelist=("plain",)).get_content().splitlines():
+            print("   " + line)
+PYEOF
+
+echo
+echo "== meccctl report: the pilot's figures"
+ctl --now "2026-09-25 12:00" report
+
 echo
 echo "The outbox as the admin sees it:  ./meccctl -c demo/meccd.conf outbox list"
 echo "The state of things:              ./meccctl -c demo/meccd.conf status"

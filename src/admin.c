@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "admin.h"
+#include "attendance.h"
 #include "clock.h"
 #include "csv.h"
 #include "plan.h"
@@ -71,6 +72,30 @@ static const char SQL_SESSION_EDIT[] =
         " ELSE changed_outbox END WHERE id = ?1";
 static const char SQL_SESSION_STATUS[] = "UPDATE sessions SET status = ?2 WHERE id = ?1";
 static const char SQL_SESSION_CLOSES[] = "UPDATE sessions SET closes_at = ?2 WHERE id = ?1";
+static const char SQL_SESSION_COURSE[] = "UPDATE sessions SET course = ?2 WHERE id = ?1";
+
+/* A course given must be one the configuration has (SPEC 11). */
+static int check_course(const admin_t *a, const session_fields_t *f, char **ret_why)
+{
+        if ((f->given & SF_COURSE) && !config_settings(a->cfg, f->course))
+                return say(ADMIN_REFUSED, ret_why, "course \"%s\" is not configured in %s", f->course,
+                           a->cfg->path ? a->cfg->path : "the configuration");
+        return 0;
+}
+
+static int set_course(const admin_t *a, int64_t id, const session_fields_t *f)
+{
+        sqlite3_stmt *st;
+
+        if (!(f->given & SF_COURSE))
+                return 0;
+        st = db_stmt(a->db, SQL_SESSION_COURSE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        db_bind_text(st, 2, f->course);
+        return db_step_done(st);
+}
 
 /* Each given field on its own: a single line, a link, an address, a number of places. */
 static int check_fields(const session_fields_t *f, char **ret_why)
@@ -113,6 +138,8 @@ static session_t apply_fields(const session_t *s, const session_fields_t *f)
                 n.trainer_email = (char *) f->trainer_email;
         if (f->given & SF_CLOSES)
                 n.closes_at = f->closes_at;
+        if (f->given & SF_COURSE)
+                n.course = (char *) f->course;
         return n;
 }
 
@@ -148,17 +175,25 @@ int admin_session_add(const admin_t *a, const session_fields_t *f, bool force, i
                       char **ret_why)
 {
         session_t s = apply_fields(&(session_t) { .status = SESSION_OPEN }, f);
+        const config_t *sc;
         sqlite3_stmt *st;
         int r;
 
-        if ((f->given & SF_REQUIRED) != SF_REQUIRED)
+        r = check_course(a, f, ret_why);
+        if (r)
+                return r;
+        sc = config_settings(a->cfg, s.course);
+        /* a course's sessions take its title unless given another */
+        if (!(f->given & SF_TITLE) && sc->course_title)
+                s.title = sc->course_title;
+        if ((f->given & (SF_REQUIRED & ~SF_TITLE)) != (SF_REQUIRED & ~SF_TITLE) || !s.title)
                 return say(ADMIN_REFUSED, ret_why, "a session needs a title, a start, an end and a capacity");
         r = check_fields(f, ret_why);
         if (r)
                 return r;
         if (s.ends_at <= s.starts_at)
                 return say(ADMIN_REFUSED, ret_why, "the end must be after the start");
-        if (!plan_bookable(a->cfg, &s, a->now)) {
+        if (!plan_bookable(sc, &s, a->now)) {
                 why_too_soon(a, &s, ret_why);
                 if (!force)
                         return ADMIN_NEEDS_FORCE;
@@ -172,7 +207,7 @@ int admin_session_add(const admin_t *a, const session_fields_t *f, bool force, i
         if (r < 0)
                 return r;
         *ret_id = sqlite3_last_insert_rowid(db_handle(a->db));
-        return 0;
+        return set_course(a, *ret_id, f);
 }
 
 /* What changed, in words for the session_changed email. */
@@ -233,6 +268,8 @@ int admin_session_edit(const admin_t *a, int64_t id, const session_fields_t *f, 
         int r;
 
         r = check_fields(f, ret_why);
+        if (!r)
+                r = check_course(a, f, ret_why);
         if (r)
                 return r;
         r = db_begin(a->db);
@@ -241,6 +278,8 @@ int admin_session_edit(const admin_t *a, int64_t id, const session_fields_t *f, 
         r = get_session(a, id, &s, ret_why);
         if (r == 0)
                 r = edit(a, &s, f, ret_told, ret_why);
+        if (r == 0)
+                r = set_course(a, id, f);
         session_clear(&s);
         return finish(a, r);
 }
@@ -703,4 +742,254 @@ int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why)
 int admin_retry_all_failed(const admin_t *a, long *ret_n)
 {
         return requeue(a, SQL_RETRY_ALL, 0, ret_n);
+}
+
+/* ---- attendance --------------------------------------------------------------------------- */
+
+static const char SQL_ATT_CLEAR[] =
+        "UPDATE registrations SET attended = NULL, attended_minutes = NULL WHERE session_id = ?1";
+static const char SQL_ATT_SET[] =
+        "UPDATE registrations SET attended = ?2, attended_minutes = ?3 WHERE id = ?1";
+
+void attendance_report_clear(attendance_report_t *r)
+{
+        for (size_t i = 0; i < r->n_unmatched; i++)
+                free(r->unmatched[i]);
+        free(r->unmatched);
+        memset(r, 0, sizeof(*r));
+}
+
+static int set_attended(const admin_t *a, int64_t id, int attended, long minutes)
+{
+        sqlite3_stmt *st = db_stmt(a->db, SQL_ATT_SET);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        if (attended >= 0)
+                sqlite3_bind_int(st, 2, attended);
+        if (minutes >= 0)
+                sqlite3_bind_int64(st, 3, minutes);
+        return db_step_done(st);
+}
+
+/* The booked registration a row of the file is: by address, else by a name only one of
+ * them has. -1 when none; *ret_shared when the name is two people's. */
+static ssize_t match_row(const registration_t *booked, size_t n, const attendance_row_t *w,
+                         bool *ret_shared)
+{
+        ssize_t found = -1;
+        size_t same = 0;
+
+        *ret_shared = false;
+        for (size_t i = 0; *w->email && i < n; i++)
+                if (strcasecmp(booked[i].email, w->email) == 0)
+                        return (ssize_t) i;
+        for (size_t i = 0; *w->name && i < n; i++)
+                if (strcasecmp(booked[i].name, w->name) == 0) {
+                        found = (ssize_t) i;
+                        same++;
+                }
+        *ret_shared = same > 1;
+        return same == 1 ? found : -1;
+}
+
+static int note_unmatched(attendance_report_t *rep, const attendance_row_t *w, bool shared)
+{
+        char *note = NULL, mins[32] = "";
+        char **p;
+
+        if (w->minutes >= 0)
+                snprintf(mins, sizeof(mins), ", %ld min", w->minutes);
+        if (asprintf(&note, "%s%s%s%s%s%s", *w->name ? w->name : "(no name)",
+                     *w->email ? " <" : " (no address)", w->email, *w->email ? ">" : "", mins,
+                     shared ? ": the name of more than one booking, and no address to tell them apart" : "") < 0)
+                return -ENOMEM;
+        p = realloc(rep->unmatched, (rep->n_unmatched + 1) * sizeof(*p));
+        if (!p) {
+                free(note);
+                return -ENOMEM;
+        }
+        rep->unmatched = p;
+        rep->unmatched[rep->n_unmatched++] = note;
+        return 0;
+}
+
+static int attendance_session(const admin_t *a, int64_t session_id, session_t *s, char **ret_why)
+{
+        int r = db_session_get_plain(a->db, session_id, s);
+
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) session_id);
+        if (a->now < s->starts_at) {
+                session_clear(s);
+                return say(ADMIN_REFUSED, ret_why, "session %lld has not started yet: nobody can have "
+                           "attended it", (long long) session_id);
+        }
+        return 0;
+}
+
+int admin_attendance_import(const admin_t *a, int64_t session_id, const char *path,
+                            attendance_report_t *ret, char **ret_why)
+{
+        attendance_report_t rep = { 0 };
+        attendance_t *att = NULL;
+        registration_t *booked = NULL;
+        const config_t *sc;
+        session_t s = { 0 };
+        long *minutes = NULL; /* per booked registration: -2 not in the file, -1 unknown */
+        char *buf = NULL, *err = NULL;
+        size_t size = 0, n = 0;
+        long min;
+        int r;
+
+        r = attendance_session(a, session_id, &s, ret_why);
+        if (r)
+                return r;
+        r = text_read_file(path, ATTENDANCE_MAX_SIZE, &buf, &size);
+        if (r < 0) {
+                r = r == -EFBIG ? say(ADMIN_REFUSED, ret_why, "%s: larger than %d MiB; nothing was changed",
+                                      path, ATTENDANCE_MAX_SIZE >> 20)
+                                : say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
+                                      r == -EINVAL ? "not a regular file" : strerror(-r));
+                goto out;
+        }
+        r = attendance_parse(buf, size, &att, &err);
+        if (r == -EBADMSG) {
+                r = say(ADMIN_REFUSED, ret_why, "%s: %s; nothing was changed", path, err ? err : "cannot be read");
+                goto out;
+        }
+        if (r < 0)
+                goto out;
+        sc = config_settings(a->cfg, s.course);
+        min = config_attendance_min(sc ? sc : a->cfg, s.starts_at, s.ends_at);
+        r = db_begin(a->db);
+        if (r < 0)
+                goto out;
+        r = db_session_booked(a->db, session_id, &booked, &n);
+        if (r >= 0 && !(minutes = malloc((n + 1) * sizeof(*minutes))))
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                minutes[i] = -2;
+        for (size_t k = 0; r >= 0 && k < att->n; k++) {
+                const attendance_row_t *w = &att->rows[k];
+                bool shared;
+                ssize_t i = match_row(booked, n, w, &shared);
+
+                if (i < 0) {
+                        r = note_unmatched(&rep, w, shared);
+                        continue;
+                }
+                /* met twice (by address and by name): the times add up */
+                minutes[i] = minutes[i] == -2 ? w->minutes
+                           : minutes[i] < 0 || w->minutes < 0 ? -1 : minutes[i] + w->minutes;
+        }
+        if (r >= 0) {
+                sqlite3_stmt *st = db_stmt(a->db, SQL_ATT_CLEAR);
+
+                if (!st)
+                        r = -EIO;
+                else {
+                        sqlite3_bind_int64(st, 1, session_id);
+                        r = db_step_done(st);
+                }
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                bool came = minutes[i] == -1 || minutes[i] >= min;
+
+                r = set_attended(a, booked[i].id, came, minutes[i] == -2 ? 0 : minutes[i]);
+                if (came)
+                        rep.attended++;
+                else
+                        rep.absent++;
+        }
+        rep.format = attendance_format_name(att->format);
+        rep.people = att->n;
+        r = finish(a, r < 0 ? r : 0);
+out:
+        if (r == 0)
+                *ret = rep;
+        else
+                attendance_report_clear(&rep);
+        free(minutes);
+        registrations_free(booked, n);
+        attendance_free(att);
+        session_clear(&s);
+        free(buf);
+        free(err);
+        return r;
+}
+
+int admin_attendance_mark(const admin_t *a, int64_t session_id, bool attended, char *const *who,
+                          size_t n, char **ret_why)
+{
+        registration_t *booked = NULL;
+        session_t s = { 0 };
+        size_t nb = 0;
+        int r;
+
+        r = attendance_session(a, session_id, &s, ret_why);
+        if (r)
+                return r;
+        r = db_begin(a->db);
+        if (r >= 0)
+                r = db_session_booked(a->db, session_id, &booked, &nb);
+        for (size_t k = 0; r >= 0 && k < n; k++) {
+                int64_t id = 0;
+                size_t i;
+                char *end;
+
+                if (!strchr(who[k], '@')) {
+                        errno = 0;
+                        id = strtoll(who[k], &end, 10);
+                        if (errno || *end || id <= 0)
+                                id = -1;
+                }
+                for (i = 0; i < nb; i++)
+                        if (id ? booked[i].id == id : strcasecmp(booked[i].email, who[k]) == 0)
+                                break;
+                if (i == nb) {
+                        r = say(ADMIN_NOT_FOUND, ret_why, "%s is no booking on session %lld; nothing was changed",
+                                who[k], (long long) session_id);
+                        break;
+                }
+                r = set_attended(a, booked[i].id, attended, -1);
+        }
+        r = finish(a, r);
+        registrations_free(booked, nb);
+        session_clear(&s);
+        return r;
+}
+
+static const char SQL_SET_ORG[] = "UPDATE registrations SET organisation = ?2 WHERE id = ?1";
+
+int admin_register_org(const admin_t *a, int64_t session_id, const char *name, const char *email,
+                       const char *organisation, int64_t *ret_id, char **ret_why)
+{
+        sqlite3_stmt *st;
+        int64_t id = 0;
+        int r;
+
+        if (organisation && *organisation && !text_is_line(organisation))
+                return say(ADMIN_REFUSED, ret_why, "the organisation must be a single line");
+        r = db_begin(a->db);
+        if (r < 0)
+                return r;
+        r = admin_register(a, session_id, name, email, &id, ret_why);
+        if (r == 0) {
+                st = db_stmt(a->db, SQL_SET_ORG);
+                if (!st)
+                        r = -EIO;
+                else {
+                        sqlite3_bind_int64(st, 1, id);
+                        db_bind_text(st, 2, organisation);
+                        r = db_step_done(st);
+                }
+        }
+        r = finish(a, r);
+        if (r == 0 && ret_id)
+                *ret_id = id;
+        return r;
 }

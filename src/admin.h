@@ -41,7 +41,8 @@ enum {
         SF_ELEARNING_URL = 1 << 5,
         SF_TRAINER = 1 << 6,
         SF_CLOSES = 1 << 7,
-        _SF_ALL = (1 << 8) - 1,
+        SF_COURSE = 1 << 8,
+        _SF_ALL = (1 << 9) - 1,
         SF_REQUIRED = SF_TITLE | SF_START | SF_END | SF_CAPACITY, /* to add a session */
 };
 
@@ -53,6 +54,7 @@ typedef struct {
         long capacity;
         const char *join_url, *elearning_url, *trainer_email;
         int64_t closes_at;      /* when bookings close, instead of booking_cutoff before the start */
+        const char *course;     /* a course of the config ("": none); without a title, its title */
 } session_fields_t;
 
 /* Add an open session. One that starts in the past, or whose bookings would close at once
@@ -107,3 +109,31 @@ int admin_import_elearning(const admin_t *a, const char *path, import_report_t *
 int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why);
 /* Every failed email; *ret_n: how many. */
 int admin_retry_all_failed(const admin_t *a, long *ret_n);
+
+/* ---- attendance (SPEC 12) -------------------------------------------------------------------- */
+
+typedef struct {
+        const char *format;     /* which export the file was */
+        size_t people;          /* people in the file */
+        size_t attended, absent; /* booked registrations, as recorded */
+        char **unmatched;       /* "NAME <ADDR>, N min": rows that are no booking (guests, the trainer) */
+        size_t n_unmatched;
+} attendance_report_t;
+void attendance_report_clear(attendance_report_t *r);
+
+/* Replace the attendance of a session that has started with what the meeting platform's
+ * export at path says (attendance.h). A row is a booked registration by its address
+ * (without regard to case), else by its name when exactly one booked registration has that
+ * name; it attended when its minutes reach attendance_min (a row without minutes: it did).
+ * The booked nobody's row names did not attend. One transaction. ADMIN_REFUSED (a file that
+ * is none of the formats, or a session not started), ADMIN_NOT_FOUND, ADMIN_NO_INPUT. */
+int admin_attendance_import(const admin_t *a, int64_t session_id, const char *path,
+                            attendance_report_t *ret, char **ret_why);
+/* Record by hand: each of who (a registration id or an address) booked on the session
+ * attended, or not. All or none. */
+int admin_attendance_mark(const admin_t *a, int64_t session_id, bool attended, char *const *who,
+                          size_t n, char **ret_why);
+
+/* admin_register() with the volunteer's organisation (SPEC 13; NULL or "": none given). */
+int admin_register_org(const admin_t *a, int64_t session_id, const char *name, const char *email,
+                       const char *organisation, int64_t *ret_id, char **ret_why);

@@ -245,6 +245,33 @@ static cfg_opt_t smtp_opts[] = {
         CFG_END()
 };
 
+/* A course sets what it changes: no defaults, so an option it leaves out is seen as
+ * unset (cfg_size 0) and the global value stands. */
+static cfg_opt_t course_reminder_opts[] = {
+        CFG_STR_LIST("elearning", NULL, CFGF_NODEFAULT),
+        CFG_STR("joining_link", NULL, CFGF_NODEFAULT),
+        CFG_STR("follow_up", NULL, CFGF_NODEFAULT),
+        CFG_END()
+};
+
+static cfg_opt_t course_opts[] = {
+        CFG_STR("title", NULL, CFGF_NODEFAULT),
+        CFG_STR("templates", NULL, CFGF_NODEFAULT),
+        CFG_STR("organisation", NULL, CFGF_NODEFAULT),
+        CFG_STR("elearning_url", NULL, CFGF_NODEFAULT),
+        CFG_STR("signpost_url", NULL, CFGF_NODEFAULT),
+        CFG_STR("feedback_url", NULL, CFGF_NODEFAULT),
+        CFG_STR("cancel_url", NULL, CFGF_NODEFAULT),
+        CFG_STR_LIST("roster_to", NULL, CFGF_NODEFAULT),
+        CFG_STR("booking_cutoff", NULL, CFGF_NODEFAULT),
+        CFG_BOOL("require_elearning", cfg_false, CFGF_NODEFAULT),
+        CFG_BOOL("attendance_required", cfg_false, CFGF_NODEFAULT),
+        CFG_STR("attendance_min", NULL, CFGF_NODEFAULT),
+        CFG_STR("retention", NULL, CFGF_NODEFAULT),
+        CFG_SEC("reminders", course_reminder_opts, CFGF_NODEFAULT),
+        CFG_END()
+};
+
 static cfg_opt_t opts[] = {
         CFG_STR("timezone", "Europe/London", CFGF_NONE),
         CFG_STR("database", LOCALSTATEDIR "/lib/meccd/meccd.db", CFGF_NONE),
@@ -261,6 +288,9 @@ static cfg_opt_t opts[] = {
         CFG_STR("retention", "180d", CFGF_NONE),
         CFG_SEC("reminders", reminder_opts, CFGF_NONE),
         CFG_SEC("smtp", smtp_opts, CFGF_NONE),
+        CFG_BOOL("attendance_required", cfg_false, CFGF_NONE),
+        CFG_STR("attendance_min", "", CFGF_NONE),
+        CFG_SEC("course", course_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
         CFG_END()
 };
 
@@ -294,6 +324,21 @@ static void set_validators(cfg_t *cfg)
                 { "smtp|timeout", valid_positive },
                 { "smtp|max_per_minute", valid_positive },
                 { "smtp|give_up_after", valid_duration },
+                { "attendance_min", valid_optional_duration },
+                { "course|title", valid_nonempty },
+                { "course|templates", valid_nonempty },
+                { "course|organisation", valid_nonempty },
+                { "course|elearning_url", valid_url },
+                { "course|signpost_url", valid_url },
+                { "course|feedback_url", valid_url },
+                { "course|cancel_url", valid_cancel_url },
+                { "course|roster_to", valid_address },
+                { "course|booking_cutoff", valid_duration },
+                { "course|attendance_min", valid_optional_duration },
+                { "course|retention", valid_duration },
+                { "course|reminders|elearning", valid_duration },
+                { "course|reminders|joining_link", valid_duration },
+                { "course|reminders|follow_up", valid_optional_duration },
         };
         for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
                 cfg_set_validate_func(cfg, v[i].name, v[i].fn);
@@ -304,6 +349,14 @@ static int cmp_duration_desc(const void *a, const void *b)
         int64_t x = duration_approx_secs(a), y = duration_approx_secs(b);
 
         return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int set_attendance_min(config_t *c, const char *v)
+{
+        c->attendance_min_set = v && *v;
+        if (c->attendance_min_set && clock_parse_duration(v, &c->attendance_min) < 0)
+                return -EINVAL;
+        return 0;
 }
 
 static int convert(cfg_t *cfg, config_t *c)
@@ -358,7 +411,125 @@ static int convert(cfg_t *cfg, config_t *c)
         if (addr_parse_mailbox(c->smtp.from, &display, &c->smtp.from_addr) < 0)
                 return -EINVAL;
         free(display);
+        c->attendance_required = cfg_getbool(cfg, "attendance_required");
+        return set_attendance_min(c, cfg_getstr(cfg, "attendance_min"));
+}
+
+/* ---- courses ---------------------------------------------------------------------------- */
+
+static void put_str(char **field, cfg_t *sec, const char *name)
+{
+        if (cfg_size(sec, name) == 0)
+                return;
+        free(*field);
+        *field = STR(cfg_getstr(sec, name));
+}
+
+static void put_duration(duration_t *field, cfg_t *sec, const char *name)
+{
+        if (cfg_size(sec, name))
+                (void) clock_parse_duration(cfg_getstr(sec, name), field);
+}
+
+/* The global settings with what course section sec sets put over them. */
+static int convert_course(cfg_t *root, cfg_t *sec, config_t *cc)
+{
+        int r = convert(root, cc);
+
+        if (r < 0)
+                return r;
+        cc->course = STR(cfg_title(sec));
+        if (cfg_size(sec, "title"))
+                cc->course_title = STR(cfg_getstr(sec, "title"));
+        put_str(&cc->templates, sec, "templates");
+        put_str(&cc->organisation, sec, "organisation");
+        put_str(&cc->elearning_url, sec, "elearning_url");
+        put_str(&cc->signpost_url, sec, "signpost_url");
+        put_str(&cc->feedback_url, sec, "feedback_url");
+        put_str(&cc->cancel_url, sec, "cancel_url");
+        put_duration(&cc->booking_cutoff, sec, "booking_cutoff");
+        put_duration(&cc->retention, sec, "retention");
+        if (cfg_size(sec, "require_elearning"))
+                cc->require_elearning = cfg_getbool(sec, "require_elearning");
+        if (cfg_size(sec, "attendance_required"))
+                cc->attendance_required = cfg_getbool(sec, "attendance_required");
+        if (cfg_size(sec, "attendance_min") && (r = set_attendance_min(cc, cfg_getstr(sec, "attendance_min"))) < 0)
+                return r;
+        if (cfg_size(sec, "roster_to")) {
+                for (size_t i = 0; i < cc->n_roster_to; i++)
+                        free(cc->roster_to[i]);
+                free(cc->roster_to);
+                cc->n_roster_to = cfg_size(sec, "roster_to");
+                cc->roster_to = calloc(cc->n_roster_to + 1, sizeof(char *));
+                if (!cc->roster_to)
+                        return -ENOMEM;
+                for (size_t i = 0; i < cc->n_roster_to; i++)
+                        cc->roster_to[i] = STR(cfg_getnstr(sec, "roster_to", i));
+        }
+        if (cfg_size(sec, "reminders")) {
+                cfg_t *rm = cfg_getsec(sec, "reminders");
+                const char *fu;
+
+                if (cfg_size(rm, "elearning")) {
+                        free(cc->reminders_elearning);
+                        cc->n_reminders_elearning = cfg_size(rm, "elearning");
+                        cc->reminders_elearning = calloc(cc->n_reminders_elearning + 1, sizeof(duration_t));
+                        if (!cc->reminders_elearning)
+                                return -ENOMEM;
+                        for (size_t i = 0; i < cc->n_reminders_elearning; i++)
+                                (void) clock_parse_duration(cfg_getnstr(rm, "elearning", i),
+                                                            &cc->reminders_elearning[i]);
+                        qsort(cc->reminders_elearning, cc->n_reminders_elearning, sizeof(duration_t),
+                              cmp_duration_desc);
+                }
+                put_duration(&cc->reminder_joining_link, rm, "joining_link");
+                if (cfg_size(rm, "follow_up")) {
+                        fu = cfg_getstr(rm, "follow_up");
+                        cc->follow_up_enabled = fu && *fu;
+                        if (cc->follow_up_enabled)
+                                (void) clock_parse_duration(fu, &cc->reminder_follow_up);
+                }
+        }
         return 0;
+}
+
+static int convert_courses(cfg_t *cfg, config_t *c)
+{
+        size_t n = cfg_size(cfg, "course");
+
+        c->courses = calloc(n + 1, sizeof(config_t *));
+        if (!c->courses)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                config_t *cc = calloc(1, sizeof(*cc));
+                int r;
+
+                if (!cc)
+                        return -ENOMEM;
+                c->courses[c->n_courses++] = cc;
+                cc->path = STR(c->path);
+                r = convert_course(cfg, cfg_getnsec(cfg, "course", i), cc);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+const config_t *config_settings(const config_t *c, const char *course)
+{
+        if (!course || !*course)
+                return c;
+        for (size_t i = 0; i < c->n_courses; i++)
+                if (strcmp(c->courses[i]->course, course) == 0)
+                        return c->courses[i];
+        return NULL;
+}
+
+long config_attendance_min(const config_t *c, int64_t starts_at, int64_t ends_at)
+{
+        if (c->attendance_min_set)
+                return (long) (duration_approx_secs(&c->attendance_min) / 60);
+        return ends_at > starts_at ? (long) ((ends_at - starts_at) / 120) : 0;
 }
 
 #define CONFIG_MAX_SIZE (1024 * 1024)
@@ -495,6 +666,8 @@ int config_parse(const char *path, config_t **ret, char **ret_err)
         }
         c->path = strdup(path);
         r = convert(cfg, c);
+        if (r >= 0)
+                r = convert_courses(cfg, c);
         if (r < 0) {
                 if (asprintf(ret_err, "%s: invalid configuration", path) < 0)
                         *ret_err = NULL;
@@ -563,6 +736,11 @@ config_t *config_free(config_t *c)
         free(c->smtp.from_addr);
         free(c->smtp.reply_to);
         free(c->smtp.ca_file);
+        free(c->course);
+        free(c->course_title);
+        for (size_t i = 0; c->courses && i < c->n_courses; i++)
+                config_free(c->courses[i]);
+        free(c->courses);
         free(c);
         return NULL;
 }

@@ -23,7 +23,7 @@ typedef struct {
         duration_t give_up_after;
 } smtp_config_t;
 
-typedef struct {
+typedef struct config {
         char *path;
         char *timezone;
         char *database;
@@ -45,6 +45,17 @@ typedef struct {
         bool follow_up_enabled;
         duration_t reminder_follow_up;
         smtp_config_t smtp;
+        /* attendance (SPEC 12) */
+        bool attendance_required;       /* follow-ups wait for the attendance */
+        bool attendance_min_set;        /* else: half the session's length */
+        duration_t attendance_min;
+        /* courses (SPEC 11): each course's settings are a whole config_t, the global one
+         * with the course's own values put over it, so every reader of a setting reads
+         * it the same way whichever course it is for. */
+        char *course;                   /* the course these settings are of; NULL: global */
+        char *course_title;             /* the default title of its sessions, or NULL */
+        struct config **courses;        /* global only */
+        size_t n_courses;
 } config_t;
 
 /* Parse and validate path, changing nothing in the process: a file that is refused, or
@@ -59,6 +70,13 @@ int config_apply(const config_t *c, char **ret_err);
 /* config_parse(), then config_apply(): for a command that uses the file at once. */
 int config_load(const char *path, config_t **ret, char **ret_err);
 config_t *config_free(config_t *c);
+
+/* The settings for a session of course `course` (SPEC 11: session, then course, then the
+ * global settings): c itself for NULL or "", the course's for a configured course, NULL for
+ * a course the config does not know. */
+const config_t *config_settings(const config_t *c, const char *course);
+/* The minutes of presence that count as having attended a session of that length. */
+long config_attendance_min(const config_t *c, int64_t starts_at, int64_t ends_at);
 
 /* The latest offset of the e-learning reminders (the one closest to the start), or NULL. */
 const duration_t *config_last_reminder(const config_t *c);

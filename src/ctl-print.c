@@ -27,6 +27,11 @@ static void json_str(const char *s)
         putchar('"');
 }
 
+void ctl_json_str(const char *s)
+{
+        json_str(s);
+}
+
 /* An erased name or address is "" in the database: null here. */
 static void json_erased(const char *s)
 {
@@ -111,6 +116,14 @@ void print_session_header(const ctl_t *x)
                "BOOKINGS CLOSE", "TITLE");
 }
 
+/* The settings of the session's course (SPEC 11); the global ones for a course not configured. */
+static const config_t *settings_of(const ctl_t *x, const session_t *s)
+{
+        const config_t *c = config_settings(x->cfg, s->course);
+
+        return c ? c : x->cfg;
+}
+
 static void session_json(const ctl_t *x, const session_t *s)
 {
         printf("{\"id\":%lld,\"title\":", (long long) s->id);
@@ -120,7 +133,7 @@ static void session_json(const ctl_t *x, const session_t *s)
         fputs(",\"ends_at\":", stdout);
         json_time(s->ends_at);
         fputs(",\"closes_at\":", stdout);
-        json_time(plan_cutoff(x->cfg, s->starts_at, s->closes_at));
+        json_time(plan_cutoff(settings_of(x, s), s->starts_at, s->closes_at));
         printf(",\"capacity\":%ld,\"status\":", s->capacity);
         json_str(session_status_to_string(s->status));
         printf(",\"booked\":%ld,\"waitlisted\":%ld,\"seats_left\":%ld,\"full\":%s,\"sequence\":%ld,"
@@ -131,6 +144,10 @@ static void session_json(const ctl_t *x, const session_t *s)
         json_str(s->elearning_url);
         fputs(",\"trainer_email\":", stdout);
         json_str(s->trainer_email);
+        fputs(",\"course\":", stdout);
+        json_str(s->course);
+        fputs(",\"problem\":", stdout);
+        json_str(s->problem);
         putchar('}');
 }
 
@@ -143,10 +160,13 @@ static void session_detail(const ctl_t *x, const session_t *s)
                "  join:      %s\n  e-learning: %s\n  trainer:   %s\n",
                (long long) s->id, s->title, or_unknown(session_status_to_string(s->status)),
                local_time(s->starts_at, a, sizeof(a)), local_time(s->ends_at, b, sizeof(b)),
-               local_time(plan_cutoff(x->cfg, s->starts_at, s->closes_at), c, sizeof(c)),
+               local_time(plan_cutoff(settings_of(x, s), s->starts_at, s->closes_at), c, sizeof(c)),
                s->booked, s->capacity, s->waitlisted, s->join_url ? s->join_url : "-",
                s->elearning_url ? s->elearning_url : "(default)",
                s->trainer_email ? s->trainer_email : "(roster_to)");
+        printf("  course:    %s\n", s->course ? s->course : "(none)");
+        if (s->problem)
+                printf("  held back: %s\n", s->problem);
 }
 
 void print_session(ctl_t *x, const session_t *s, bool detail)
@@ -196,6 +216,14 @@ void print_registration(ctl_t *x, const registration_t *g)
                 json_time(g->registered_at);
                 fputs(",\"elearning_done_at\":", stdout);
                 json_time(g->elearning_done_at);
+                printf(",\"attended\":%s,\"attended_minutes\":",
+                       g->attended < 0 ? "null" : g->attended ? "true" : "false");
+                if (g->attended_minutes >= 0)
+                        printf("%lld", (long long) g->attended_minutes);
+                else
+                        fputs("null", stdout);
+                fputs(",\"organisation\":", stdout);
+                json_str(g->organisation);
                 putchar('}');
                 json_end(x);
                 return;
@@ -318,8 +346,12 @@ static void print_verdict(const ctl_t *x, const health_t *h)
                        plural(h->overdue, "s"));
                 sep = "; ";
         }
-        if (h->failed)
+        if (h->failed) {
                 printf("%s%ld email%s failed", sep, h->failed, plural(h->failed, "s"));
+                sep = "; ";
+        }
+        if (h->held_back)
+                printf("%s%ld session%s held back (below)", sep, h->held_back, plural(h->held_back, "s"));
         putchar('\n');
 }
 
@@ -331,8 +363,9 @@ void print_status(ctl_t *x, const health_t *h)
                 json_begin(x);
                 printf("{\"healthy\":%s,\"open_sessions\":%ld,\"seats_left\":%ld,"
                        "\"unprocessed_registrations\":%ld,\"queued\":%ld,\"overdue\":%ld,"
-                       "\"failed\":%ld,\"last_scan_at\":", h->healthy ? "true" : "false", h->open_sessions,
-                       h->seats_left, h->unprocessed, h->queued, h->overdue, h->failed);
+                       "\"failed\":%ld,\"held_back\":%ld,\"last_scan_at\":", h->healthy ? "true" : "false",
+                       h->open_sessions, h->seats_left, h->unprocessed, h->queued, h->overdue, h->failed,
+                       h->held_back);
                 json_time(h->last_scan_at);
                 putchar('}');
                 json_end(x);

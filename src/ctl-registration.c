@@ -9,13 +9,14 @@
 static const struct option register_opts[] = {
         { "name", required_argument, NULL, 'n' },
         { "email", required_argument, NULL, 'e' },
+        { "organisation", required_argument, NULL, 'o' },
         {}
 };
 static const struct option list_opts[] = { { "session", required_argument, NULL, 's' }, {} };
 
 static int cmd_register(ctl_t *x, int argc, char **argv)
 {
-        const char *name = NULL, *email = NULL;
+        const char *name = NULL, *email = NULL, *org = NULL;
         char *why = NULL;
         int64_t sid, id = 0;
         int c, r;
@@ -26,6 +27,8 @@ static int cmd_register(ctl_t *x, int argc, char **argv)
                         name = optarg;
                 else if (c == 'e')
                         email = optarg;
+                else if (c == 'o')
+                        org = optarg;
                 else
                         return ctl_usage(x);
         }
@@ -33,7 +36,7 @@ static int cmd_register(ctl_t *x, int argc, char **argv)
                 return ctl_usage(x);
         if (!ctl_parse_id(argv[optind], &sid))
                 return ctl_fail(EX_USAGE, "\"%s\" is not a session id", argv[optind]);
-        r = admin_register(&x->admin, sid, name, email, &id, &why);
+        r = admin_register_org(&x->admin, sid, name, email, org, &id, &why);
         if (r == 0)
                 printf("%lld\n", (long long) id);
         r = ctl_result(x, r, why);
@@ -148,7 +151,7 @@ static int cmd_import_elearning(ctl_t *x, int argc, char **argv)
 }
 
 const ctl_verb_t ctl_registration_verbs[] = {
-        { "register", NULL, cmd_register, register_opts, "SESSION_ID --name NAME --email EMAIL" },
+        { "register", NULL, cmd_register, register_opts, "SESSION_ID --name NAME --email EMAIL [--organisation ORG]" },
         { "cancel", NULL, cmd_cancel, NULL, "REGISTRATION_ID" },
         { "elearning-done", NULL, cmd_elearning_done, NULL, "REGISTRATION_ID|EMAIL" },
         { "registrations", "list", cmd_list, list_opts, "[--session ID]" },

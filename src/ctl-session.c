@@ -1,6 +1,7 @@
 /* ctl-session.c - session add, list, show, edit, cancel and close. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 
 #include "ctl.h"
@@ -13,13 +14,14 @@
         { "join-url", required_argument, NULL, 'j' },                   \
         { "elearning-url", required_argument, NULL, 'l' },              \
         { "trainer", required_argument, NULL, 'r' },                    \
-        { "closes", required_argument, NULL, 'x' }
+        { "closes", required_argument, NULL, 'x' },                     \
+        { "course", required_argument, NULL, 'C' }
 
 static const struct option add_opts[] = { SESSION_OPTS, { "force", no_argument, NULL, 'f' }, {} };
 static const struct option edit_opts[] = { SESSION_OPTS, {} };
 
 typedef struct {
-        const char *title, *start, *end, *capacity, *join_url, *elearning_url, *trainer, *closes;
+        const char *title, *start, *end, *capacity, *join_url, *elearning_url, *trainer, *closes, *course;
         bool force;
 } session_args_t;
 
@@ -38,6 +40,7 @@ static int parse_args(const ctl_t *x, int argc, char **argv, session_args_t *a)
                 case 'l': a->elearning_url = optarg; break;
                 case 'r': a->trainer = optarg; break;
                 case 'x': a->closes = optarg; break;
+                case 'C': a->course = optarg; break;
                 case 'f': a->force = true; break;
                 default: return EX_USAGE;
                 }
@@ -78,6 +81,7 @@ static int to_fields(const session_args_t *a, session_fields_t *f)
         set_text(a->join_url, SF_JOIN_URL, &f->join_url, f);
         set_text(a->elearning_url, SF_ELEARNING_URL, &f->elearning_url, f);
         set_text(a->trainer, SF_TRAINER, &f->trainer_email, f);
+        set_text(a->course, SF_COURSE, &f->course, f);
         if ((r = parse_time("--start", a->start, SF_START, &f->starts_at, f)) ||
             (r = parse_time("--end", a->end, SF_END, &f->ends_at, f)) ||
             (r = parse_time("--closes", a->closes, SF_CLOSES, &f->closes_at, f)))
@@ -103,7 +107,8 @@ static int cmd_add(ctl_t *x, int argc, char **argv)
 
         if (parse_args(x, argc, argv, &a) || optind != argc)
                 return ctl_usage(x);
-        if (!a.title || !a.start || !a.end || !a.capacity)
+        /* a course's sessions may take its title (admin.c says whether it has one) */
+        if ((!a.title && !a.course) || !a.start || !a.end || !a.capacity)
                 return ctl_fail(EX_USAGE, "session add needs --title, --start, --end and --capacity");
         r = to_fields(&a, &f);
         if (r)
@@ -122,8 +127,12 @@ static int cmd_add(ctl_t *x, int argc, char **argv)
         return r;
 }
 
+static const char *list_course; /* session list --course: only that course's ("" none) */
+
 static int print_one(const session_t *s, void *userdata)
 {
+        if (list_course && strcmp(list_course, s->course ? s->course : "") != 0)
+                return 0;
         print_session(userdata, s, false);
         return 0;
 }
@@ -138,10 +147,19 @@ int ctl_list_sessions(ctl_t *x)
         return ctl_result(x, r, NULL);
 }
 
+static const struct option list_opts[] = { { "course", required_argument, NULL, 'C' }, {} };
+
 static int cmd_list(ctl_t *x, int argc, char **argv)
 {
-        (void) argv;
-        if (argc != 1)
+        int c;
+
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = ctl_getopt(x, argc, argv)) >= 0) {
+                if (c != 'C')
+                        return ctl_usage(x);
+                list_course = optarg;
+        }
+        if (optind != argc)
                 return ctl_usage(x);
         return ctl_list_sessions(x);
 }
@@ -229,12 +247,12 @@ static int cmd_close(ctl_t *x, int argc, char **argv)
 const ctl_verb_t ctl_session_verbs[] = {
         { "session", "add", cmd_add, add_opts,
           "--title T --start TIME --end TIME --capacity N\n"
-          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME] [--force]" },
-        { "session", "list", cmd_list, NULL, "" },
+          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]\n[--course NAME] [--force]" },
+        { "session", "list", cmd_list, list_opts, "[--course NAME]" },
         { "session", "show", cmd_show, NULL, "ID" },
         { "session", "edit", cmd_edit, edit_opts,
           "ID [--title T] [--start TIME] [--end TIME] [--capacity N]\n"
-          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]" },
+          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]\n[--course NAME]" },
         { "session", "cancel", cmd_cancel, NULL, "ID" },
         { "session", "close", cmd_close, NULL, "ID" },
         {}

@@ -38,6 +38,7 @@ extern const ctl_verb_t ctl_session_verbs[];
 extern const ctl_verb_t ctl_registration_verbs[];
 extern const ctl_verb_t ctl_outbox_verbs[];
 extern const ctl_verb_t ctl_report_verbs[];
+extern const ctl_verb_t ctl_attendance_verbs[];
 
 /* ---- errors and exit statuses -------------------------------------------------------------- */
 
@@ -58,6 +59,9 @@ int ctl_getopt(const ctl_t *x, int argc, char **argv);
 bool ctl_parse_id(const char *s, int64_t *ret);
 /* A time as in meccctl(8); otherwise "OPTION: "S" is not a time like ..." and `code`. */
 int ctl_parse_time(const char *option, const char *s, int64_t *ret, int code);
+
+/* A JSON string (null for NULL) on stdout. */
+void ctl_json_str(const char *s);
 
 /* ---- output ---------------------------------------------------------------------------------- */
 

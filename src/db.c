@@ -121,6 +121,12 @@ static const char *const migrations[] = {
         "ALTER TABLE registrations ADD COLUMN organisation TEXT;"
         "ALTER TABLE registrations ADD COLUMN ref TEXT;"
         "CREATE UNIQUE INDEX registrations_ref ON registrations(ref);",
+        /* Attendance (meccd-database(5)): who came, from the meeting platform's report or
+         * by hand; NULL while nobody has said. attendance_requested: the trainer was asked
+         * for it (attendance_request), once. */
+        "ALTER TABLE registrations ADD COLUMN attended INTEGER;"
+        "ALTER TABLE registrations ADD COLUMN attended_minutes INTEGER;"
+        "ALTER TABLE sessions ADD COLUMN attendance_requested INTEGER NOT NULL DEFAULT 0;",
 };
 
 int db_errno(int rc)
@@ -631,7 +637,8 @@ void session_clear(session_t *s)
 
 static const char SQL_REG_GET[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
-        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref"
+        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref,"
+        " ifnull(attended, -1), ifnull(attended_minutes, -1)"
         " FROM registrations WHERE id = ?";
 
 /* Fill *ret from the columns of SQL_REG_GET's select list. 0 or -ENOMEM. */
@@ -650,6 +657,8 @@ static int registration_from_row(sqlite3_stmt *st, registration_t *ret)
         g.booked_at = sqlite3_column_int64(st, 8);
         g.organisation = db_col_text(st, 9);
         g.ref = db_col_text(st, 10);
+        g.attended = sqlite3_column_int(st, 11);
+        g.attended_minutes = sqlite3_column_int64(st, 12);
         if (!g.name || !g.email || g.status < 0) {
                 registration_clear(&g);
                 return -ENOMEM;
@@ -675,7 +684,8 @@ int db_registration_get(db_t *db, int64_t id, registration_t *ret)
 
 static const char SQL_BOOKED_BY_NAME[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
-        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref FROM registrations"
+        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref,"
+        " ifnull(attended, -1), ifnull(attended_minutes, -1) FROM registrations"
         " WHERE session_id = ?1 AND status = ?2 ORDER BY name, id";
 
 int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t *ret_n)

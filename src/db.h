@@ -81,6 +81,8 @@ typedef struct {
         char *organisation, *ref; /* the volunteer's organisation, the hub's booking ref */
         reg_status_t status;
         int64_t registered_at, elearning_done_at, booked_at; /* 0: absent */
+        int attended;             /* 1 came, 0 did not, -1 nobody has said */
+        int64_t attended_minutes; /* -1: not known */
 } registration_t;
 
 /* 1 found, 0 no such row, negative errno. With the booked and waitlisted counts. */

@@ -19,6 +19,8 @@ static const kind_info_t kinds[_KIND_MAX] = {
         [KIND_FOLLOW_UP]        = { "follow_up",          false, ICS_NONE,    false, ANY,            CANCEL },
         [KIND_SESSION_CANCELLED] = { "session_cancelled", false, ICS_CANCEL,  true,  ANY,            0 },
         [KIND_SESSION_CHANGED]  = { "session_changed",    false, ICS_PUBLISH, false, ANY,            CANCEL | DROP_AT_START },
+        [KIND_MISSED]           = { "missed",             false, ICS_NONE,    true,  REG_BOOKED,     0 },
+        [KIND_ATTENDANCE_REQUEST] = { "attendance_request", true, ICS_NONE,   false, ANY,            CANCEL },
 };
 
 const kind_info_t *kind_info(kind_t k)

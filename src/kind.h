@@ -19,6 +19,8 @@ typedef enum kind {
         KIND_FOLLOW_UP,
         KIND_SESSION_CANCELLED,
         KIND_SESSION_CHANGED,
+        KIND_MISSED,
+        KIND_ATTENDANCE_REQUEST,
         _KIND_MAX,
         _KIND_INVALID = -EINVAL,
 } kind_t;

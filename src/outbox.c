@@ -124,7 +124,7 @@ out:
 
 /* Candidates for "the next open sessions": more than are shown, since some may be past
  * their cutoff. */
-#define NEXT_CANDIDATES (4 * RENDER_NEXT_SESSIONS)
+#define NEXT_CANDIDATES (12 * RENDER_NEXT_SESSIONS)
 
 /* The sessions still taking bookings, for the emails that offer another date. */
 static int load_next(db_t *db, const config_t *c, const session_t *s, int64_t now,
@@ -138,7 +138,11 @@ static int load_next(db_t *db, const config_t *c, const session_t *s, int64_t no
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                if (plan_bookable(c, &v[i], now) && m < RENDER_NEXT_SESSIONS)
+                /* the next dates of the same course (SPEC 11), by its settings */
+                bool same = (!s->course || !*s->course) ? (!v[i].course || !*v[i].course)
+                                                        : v[i].course && strcmp(v[i].course, s->course) == 0;
+
+                if (same && plan_bookable(c, &v[i], now) && m < RENDER_NEXT_SESSIONS)
                         v[m++] = v[i];
                 else
                         session_clear(&v[i]);
@@ -159,10 +163,20 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
 
         if (!info)
                 return -EINVAL;
-        r = render_needs_counts(t, key->kind) ? db_session_get(db, key->session_id, &s)
-                                              : db_session_get_plain(db, key->session_id, &s);
+        r = db_session_get_plain(db, key->session_id, &s);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
+        /* the session's course: its settings and its templates (SPEC 11) */
+        c = config_settings(c, s.course);
+        t = c ? templates_for(t, s.course) : NULL;
+        if (!c || !t) {
+                if (ret_err && asprintf(ret_err, "the session's course \"%s\" is not configured", s.course) < 0)
+                        *ret_err = NULL;
+                r = -EINVAL;
+                goto out;
+        }
+        if (render_needs_counts(t, key->kind) && (r = db_session_count(db, &s)) < 0)
+                goto out;
         if (key->registration_id) {
                 r = db_registration_get(db, key->registration_id, &g);
                 if (r <= 0) {
@@ -171,7 +185,8 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
                 }
                 d.registration = &g;
         }
-        if (key->kind == KIND_ROSTER && (r = db_session_booked(db, s.id, &roster, &d.n_roster)) < 0)
+        if ((key->kind == KIND_ROSTER || key->kind == KIND_ATTENDANCE_REQUEST) &&
+            (r = db_session_booked(db, s.id, &roster, &d.n_roster)) < 0)
                 goto out;
         if (info->next_sessions && (r = load_next(db, c, &s, now, &next, &d.n_next)) < 0)
                 goto out;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "addr.h"
@@ -19,6 +20,9 @@ struct templates {
                 char *subject, *text, *html;
                 bool counts; /* speaks of booked_count or seats_left */
         } k[_KIND_MAX];
+        char *course;                   /* a course's set (SPEC 11); NULL: the global one */
+        struct templates **courses;     /* the global set's: one per configured course */
+        size_t n_courses;
 };
 
 templates_t *templates_free(templates_t *t)
@@ -30,7 +34,21 @@ templates_t *templates_free(templates_t *t)
                 free(t->k[i].text);
                 free(t->k[i].html);
         }
+        for (size_t i = 0; i < t->n_courses; i++)
+                templates_free(t->courses[i]);
+        free(t->courses);
+        free(t->course);
         free(t);
+        return NULL;
+}
+
+const templates_t *templates_for(const templates_t *t, const char *course)
+{
+        if (!course || !*course)
+                return t;
+        for (size_t i = 0; i < t->n_courses; i++)
+                if (strcmp(t->courses[i]->course, course) == 0)
+                        return t->courses[i];
         return NULL;
 }
 
@@ -359,10 +377,15 @@ static int fill(const config_t *c, const mail_key_t *key, const mail_data_t *d, 
                 set(vals, V_NOTE, waiting ? "Your joining link is ready and waiting: we will send it as soon "
                                             "as you have completed the e-learning." : "");
         }
-        if (key->kind == KIND_ROSTER) {
+        if (key->kind == KIND_ROSTER || key->kind == KIND_ATTENDANCE_REQUEST) {
                 char *text = NULL;
 
                 r = roster(d->roster, d->n_roster, &text, ret_csv, ret_csv_size);
+                /* the attendance request names the booked; the spreadsheet is the roster's */
+                if (r >= 0 && key->kind != KIND_ROSTER) {
+                        free(*ret_csv);
+                        *ret_csv = NULL;
+                }
                 if (r < 0)
                         return r;
                 set_owned(vals, V_ATTENDEES, text);
@@ -522,16 +545,60 @@ static int load_kind(const char *dir, templates_t *t, int k, char **ret_err)
         return r;
 }
 
+/* A course's set: the kinds its directory holds, the global template for the others. */
+static int load_course(const config_t *cc, const templates_t *base, templates_t **ret, char **ret_err)
+{
+        templates_t *t = calloc(1, sizeof(*t));
+        int r = 0;
+
+        if (!t)
+                return -ENOMEM;
+        t->course = strdup(cc->course);
+        if (!t->course)
+                r = -ENOMEM;
+        for (int k = 0; k < _KIND_MAX && r >= 0; k++) {
+                char path[4096];
+                struct stat st;
+
+                snprintf(path, sizeof(path), "%s/%s.txt", cc->templates, kind_to_string(k));
+                if (stat(path, &st) == 0) {
+                        r = load_kind(cc->templates, t, k, ret_err);
+                        continue;
+                }
+                t->k[k].subject = strdup(base->k[k].subject);
+                t->k[k].text = strdup(base->k[k].text);
+                t->k[k].html = base->k[k].html ? strdup(base->k[k].html) : NULL;
+                t->k[k].counts = base->k[k].counts;
+                if (!t->k[k].subject || !t->k[k].text || (base->k[k].html && !t->k[k].html))
+                        r = -ENOMEM;
+        }
+        if (r < 0) {
+                templates_free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
 int templates_load(const char *dir, const config_t *c, templates_t **ret, char **ret_err)
 {
         templates_t *t = calloc(1, sizeof(*t));
         int r = 0;
 
-        (void) c;
         if (!t)
                 return -ENOMEM;
         for (int k = 0; k < _KIND_MAX && r >= 0; k++)
                 r = load_kind(dir, t, k, ret_err);
+        if (r >= 0 && c && c->n_courses) {
+                t->courses = calloc(c->n_courses, sizeof(*t->courses));
+                if (!t->courses)
+                        r = -ENOMEM;
+                for (size_t i = 0; r >= 0 && i < c->n_courses; i++) {
+                        r = load_course(c->courses[i], t, &t->courses[i], ret_err);
+                        if (r >= 0)
+                                t->n_courses++;
+                }
+        }
         if (r < 0) {
                 templates_free(t);
                 return r;

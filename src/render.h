@@ -15,6 +15,11 @@ typedef struct templates templates_t;
  * *ret_err names the file and the problem. */
 int templates_load(const char *dir, const config_t *c, templates_t **ret, char **ret_err);
 templates_t *templates_free(templates_t *t);
+/* The set for sessions of `course` (SPEC 11: a course's directory holds the kinds it
+ * changes; the global template serves the rest). t for NULL or ""; NULL for a course the
+ * configuration did not have when t was loaded. templates_load() loads every course of c,
+ * checking each as it checks the global ones. */
+const templates_t *templates_for(const templates_t *t, const char *course);
 
 typedef struct {
         kind_t kind;

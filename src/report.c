@@ -208,9 +208,35 @@ int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret)
         h.last_scan_at = last ? strtoll(last, NULL, 10) : 0;
         free(last);
         h.scanning = h.last_scan_at && now - h.last_scan_at < 3 * c->scan_interval + 60;
-        h.healthy = h.scanning && h.failed == 0 && h.overdue == 0;
+        r = report_held_back(db, NULL, &h.held_back);
+        if (r < 0)
+                return r;
+        h.healthy = h.scanning && h.failed == 0 && h.overdue == 0 && h.held_back == 0;
         *ret = h;
         return 0;
+}
+
+static const char SQL_HELD_BACK[] =
+        "SELECT id, problem FROM sessions WHERE problem IS NOT NULL AND status IN ('open', 'closed')"
+        " ORDER BY starts_at, id";
+
+/* fn NULL: userdata is a long that counts them. */
+int report_held_back(db_t *db, int (*fn)(int64_t session_id, const char *problem, void *userdata),
+                     void *userdata)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_HELD_BACK);
+        int r, q = 0;
+
+        if (!st)
+                return -EIO;
+        while (q >= 0 && (r = db_step(st)) == 1) {
+                if (fn)
+                        q = fn(sqlite3_column_int64(st, 0), col_text(st, 1), userdata);
+                else
+                        (*(long *) userdata)++;
+        }
+        sqlite3_reset(st);
+        return q < 0 ? q : r < 0 ? r : 0;
 }
 
 /* ---- the dry run -------------------------------------------------------------------------- */
@@ -435,4 +461,201 @@ out:
         templates_free(t);
         registration_clear(&g);
         return r;
+}
+
+/* ---- the programme report ------------------------------------------------------------------- */
+
+const char *const report_field_names[REPORT_FIELDS] = {
+        "session_id", "title", "course", "starts_at", "capacity", "registrations", "booked",
+        "not_placed", "late", "cancelled", "invalid", "elearning_done", "attended", "absent",
+        "attendance_unknown", "emails_sent", "emails_failed", "unreachable",
+};
+
+/* A waiting-list place never given is a late registration told not_placed; a late one is
+ * told late. Unreachable: a registration an email to which was refused for good. */
+#define REPORT_COUNTS                                                                              \
+        " count(r.id), ifnull(sum(r.status = 'booked'), 0),"                                      \
+        " ifnull(sum(r.status = 'late' AND EXISTS (SELECT 1 FROM outbox o WHERE"                  \
+        "   o.registration_id = r.id AND o.kind = 'not_placed')), 0),"                             \
+        " ifnull(sum(r.status = 'late' AND NOT EXISTS (SELECT 1 FROM outbox o WHERE"              \
+        "   o.registration_id = r.id AND o.kind = 'not_placed')), 0),"                             \
+        " ifnull(sum(r.status = 'cancelled'), 0), ifnull(sum(r.status = 'invalid'), 0),"          \
+        " ifnull(sum(r.status = 'booked' AND r.elearning_done_at < s.starts_at), 0),"             \
+        " ifnull(sum(r.status = 'booked' AND r.attended = 1), 0),"                                \
+        " ifnull(sum(r.status = 'booked' AND r.attended = 0), 0),"                                \
+        " ifnull(sum(r.status = 'booked' AND r.attended IS NULL), 0),"                            \
+        " ifnull(sum(EXISTS (SELECT 1 FROM outbox o WHERE o.registration_id = r.id"               \
+        "   AND o.status = 'failed')), 0)"
+
+static const char SQL_REPORT_SESSIONS[] =
+        "SELECT s.id, s.title, s.course, s.starts_at, s.capacity," REPORT_COUNTS ","
+        " (SELECT count(*) FROM outbox o WHERE o.session_id = s.id AND o.status = 'sent'),"
+        " (SELECT count(*) FROM outbox o WHERE o.session_id = s.id AND o.status = 'failed')"
+        " FROM sessions s LEFT JOIN registrations r ON r.session_id = s.id"
+        " WHERE s.starts_at >= ?1 AND s.starts_at < ?2 AND (?3 IS NULL OR ifnull(s.course, '') = ?3)"
+        " GROUP BY s.id ORDER BY s.starts_at, s.id";
+/* by organisation, the emails are those to its registrations (the roster is the session's) */
+static const char SQL_REPORT_ORGS[] =
+        "SELECT ifnull(r.organisation, '') AS org," REPORT_COUNTS ","
+        " ifnull(sum((SELECT count(*) FROM outbox o WHERE o.registration_id = r.id AND o.status = 'sent')), 0),"
+        " ifnull(sum((SELECT count(*) FROM outbox o WHERE o.registration_id = r.id AND o.status = 'failed')), 0)"
+        " FROM registrations r JOIN sessions s ON s.id = r.session_id WHERE s.id = ?1"
+        " GROUP BY org ORDER BY org";
+
+static void read_counts(sqlite3_stmt *st, int i, report_counts_t *n)
+{
+        long *v[] = { &n->registrations, &n->booked, &n->not_placed, &n->late, &n->cancelled,
+                      &n->invalid, &n->elearning_done, &n->attended, &n->absent,
+                      &n->attendance_unknown, &n->unreachable, &n->emails_sent, &n->emails_failed };
+
+        for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+                *v[k] = sqlite3_column_int(st, i + (int) k);
+}
+
+static void add_counts(report_counts_t *to, const report_counts_t *n)
+{
+        long *a = (long *) to;
+        const long *b = (const long *) n;
+
+        for (size_t k = 0; k < sizeof(*to) / sizeof(long); k++)
+                a[k] += b[k];
+}
+
+typedef struct {
+        char *name;
+        report_counts_t n;
+} org_total_t;
+
+static int org_add(org_total_t **v, size_t *nv, const char *name, const report_counts_t *n)
+{
+        org_total_t *p;
+        size_t i;
+
+        for (i = 0; i < *nv; i++)
+                if (strcmp((*v)[i].name, name) == 0)
+                        break;
+        if (i == *nv) {
+                p = realloc(*v, (*nv + 1) * sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                *v = p;
+                p[i] = (org_total_t) { strdup(name), { 0 } };
+                if (!p[i].name)
+                        return -ENOMEM;
+                (*nv)++;
+        }
+        add_counts(&(*v)[i].n, n);
+        return 0;
+}
+
+static int cmp_org(const void *a, const void *b)
+{
+        return strcmp(((const org_total_t *) a)->name, ((const org_total_t *) b)->name);
+}
+
+/* The rows of one session per organisation. */
+static int report_orgs(db_t *db, const report_row_t *s, org_total_t **totals, size_t *n_totals,
+                       int (*fn)(const report_row_t *r, void *userdata), void *userdata)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_REPORT_ORGS);
+        struct {
+                char *name;
+                report_counts_t n;
+        } *rows = NULL;
+        size_t n = 0;
+        int r, q = 0;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, s->session_id);
+        /* read first: fn may use the database */
+        while ((r = db_step(st)) == 1) {
+                void *p = realloc(rows, (n + 1) * sizeof(*rows));
+
+                if (!p) {
+                        r = -ENOMEM;
+                        break;
+                }
+                rows = p;
+                rows[n].name = db_col_text(st, 0);
+                read_counts(st, 1, &rows[n].n);
+                n++;
+        }
+        sqlite3_reset(st);
+        for (size_t i = 0; r >= 0 && q >= 0 && i < n; i++) {
+                report_row_t w = *s;
+
+                w.organisation = rows[i].name ? rows[i].name : "";
+                w.n = rows[i].n;
+                q = org_add(totals, n_totals, w.organisation, &w.n);
+                if (q >= 0)
+                        q = fn(&w, userdata);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(rows[i].name);
+        free(rows);
+        return r < 0 ? r : q < 0 ? q : 0;
+}
+
+int report_programme(db_t *db, int64_t from, int64_t until, const char *course, bool by_org,
+                     int (*fn)(const report_row_t *r, void *userdata), void *userdata)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_REPORT_SESSIONS);
+        report_row_t *rows = NULL, total = { .title = "total" };
+        org_total_t *orgs = NULL;
+        size_t n = 0, n_orgs = 0;
+        int r, q = 0;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, from);
+        sqlite3_bind_int64(st, 2, until);
+        db_bind_text(st, 3, course);
+        if (course && !*course)
+                sqlite3_bind_text(st, 3, "", -1, SQLITE_STATIC);
+        while ((r = db_step(st)) == 1) {
+                report_row_t *p = realloc(rows, (n + 1) * sizeof(*rows));
+
+                if (!p) {
+                        r = -ENOMEM;
+                        break;
+                }
+                rows = p;
+                rows[n] = (report_row_t) {
+                        .session_id = sqlite3_column_int64(st, 0), .title = (const char *) db_col_text(st, 1),
+                        .course = (const char *) db_col_text(st, 2), .starts_at = sqlite3_column_int64(st, 3),
+                        .capacity = sqlite3_column_int(st, 4), .organisation = by_org ? "" : NULL,
+                };
+                read_counts(st, 5, &rows[n].n);
+                n++;
+        }
+        sqlite3_reset(st);
+        for (size_t i = 0; r >= 0 && q >= 0 && i < n; i++) {
+                report_row_t w = rows[i];
+
+                w.organisation = NULL;
+                total.capacity += w.capacity;
+                add_counts(&total.n, &w.n);
+                q = fn(&w, userdata);
+                if (q >= 0 && by_org)
+                        q = report_orgs(db, &rows[i], &orgs, &n_orgs, fn, userdata);
+        }
+        if (r >= 0 && q >= 0)
+                q = fn(&total, userdata);
+        if (by_org && orgs)
+                qsort(orgs, n_orgs, sizeof(*orgs), cmp_org);
+        for (size_t i = 0; r >= 0 && q >= 0 && i < n_orgs; i++) {
+                report_row_t w = { .title = "total", .organisation = orgs[i].name, .n = orgs[i].n };
+
+                q = fn(&w, userdata);
+        }
+        for (size_t i = 0; i < n; i++) {
+                free((char *) rows[i].title);
+                free((char *) rows[i].course);
+        }
+        for (size_t i = 0; i < n_orgs; i++)
+                free(orgs[i].name);
+        free(orgs);
+        free(rows);
+        return r < 0 ? r : q < 0 ? q : 0;
 }

@@ -49,10 +49,16 @@ typedef struct {
         long queued, failed, overdue;   /* emails; overdue: queued over HEALTH_OVERDUE_AFTER */
         int64_t last_scan_at;           /* 0: never */
         bool scanning;                  /* a scan ran within three scan intervals and a minute */
-        bool healthy;                   /* scanning, nothing failed, nothing overdue */
+        bool healthy;                   /* scanning, nothing failed, nothing overdue, none held back */
+        long held_back;                 /* sessions with a problem (report_held_back names them) */
 } health_t;
 
 int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret);
+
+/* Each session held back (sessions.problem: a course not configured, an end before its
+ * start), with why. */
+int report_held_back(db_t *db, int (*fn)(int64_t session_id, const char *problem, void *userdata),
+                     void *userdata);
 
 /* ---- the dry run ------------------------------------------------------------------------- */
 
@@ -76,3 +82,33 @@ int report_upcoming(db_t *db, const config_t *c, int64_t now, int64_t until,
  * or a negative errno. */
 int report_preview(db_t *db, const config_t *c, int64_t now, kind_t kind, int64_t registration_id,
                    char **ret, size_t *ret_size, char **ret_why);
+
+/* ---- the programme report (SPEC 13) ------------------------------------------------------- */
+
+/* The counts of one row: registrations by their final state, and emails. Everything here is
+ * read from statuses and outbox rows that erasure (the forget step) keeps: a report after
+ * it equals the one before. */
+typedef struct {
+        long registrations, booked, not_placed, late, cancelled, invalid, elearning_done,
+             attended, absent, attendance_unknown, emails_sent, emails_failed, unreachable;
+} report_counts_t;
+
+typedef struct {
+        int64_t session_id;             /* 0: a total row */
+        const char *title, *course;     /* course NULL: the global settings */
+        const char *organisation;       /* with by_org: the organisation ("" none given); else NULL */
+        int64_t starts_at;              /* 0 for a total row */
+        long capacity;
+        report_counts_t n;
+} report_row_t;
+
+#define REPORT_FIELDS 18
+/* The field names of a row, in the order of SPEC 13 (organisation follows course with
+ * by_org). */
+extern const char *const report_field_names[REPORT_FIELDS];
+
+/* A row per session starting in [from, until) (of `course` when not NULL: "" for sessions
+ * of no course), by start; with by_org after each a row per organisation of its
+ * registrations. Then the total row, and with by_org a total per organisation. */
+int report_programme(db_t *db, int64_t from, int64_t until, const char *course, bool by_org,
+                     int (*fn)(const report_row_t *r, void *userdata), void *userdata);

@@ -76,6 +76,7 @@ static int collect_ids(sqlite3_stmt *st, int64_t **ret, size_t *ret_n)
 }
 
 typedef int (*session_fn)(scan_t *x, const session_t *s);
+static int check_session(scan_t *x, const session_t *s);
 typedef int (*registration_fn)(scan_t *x, const session_t *s, const registration_t *g, void *userdata);
 
 /* Run fn for each session the bound query st selects. counts: load them with their booked
@@ -90,10 +91,20 @@ static int each_session(scan_t *x, sqlite3_stmt *st, bool counts, session_fn fn)
         for (size_t i = 0; i < n && r >= 0; i++) {
                 session_t s;
 
+                const config_t *global = x->c, *settings;
+
                 r = counts ? db_session_get(x->db, ids[i], &s) : db_session_get_plain(x->db, ids[i], &s);
                 if (r <= 0)
                         continue; /* gone since the query: nothing to do */
-                r = fn(x, &s);
+                /* every rule reads the settings of the session's course (SPEC 11); a course
+                 * the config does not know is the check step's to hold back, and no other
+                 * step acts on it with another course's settings */
+                settings = config_settings(global, s.course);
+                if (settings || fn == check_session) {
+                        x->c = settings ? settings : global;
+                        r = fn(x, &s);
+                        x->c = global;
+                }
                 session_clear(&s);
         }
         free(ids);
@@ -226,7 +237,7 @@ static void log_reg(int prio, const char *mid, const registration_t *g, kind_t k
 static const char SQL_TO_CHECK[] =
         "SELECT id FROM sessions WHERE status IN ('open', 'closed') AND (problem IS NOT NULL"
         " OR told_starts_at IS NULL OR told_starts_at != starts_at OR told_ends_at != ends_at"
-        " OR told_join_url IS NOT join_url)";
+        " OR told_join_url IS NOT join_url OR course IS NOT NULL)";
 static const char SQL_TOLD[] =
         "SELECT ifnull(told_starts_at, 0), ifnull(told_ends_at, 0), told_join_url, change_notified"
         " FROM sessions WHERE id = ?1";
@@ -312,9 +323,18 @@ static int check_session(scan_t *x, const session_t *s)
 {
         log_ctx_t ctx = { .message_id = MID_SESSION_DONE, .session = s->id };
         const char *problem = session_problem(s);
+        char unknown[256];
         told_t t = { 0 };
         int r;
 
+        /* the website named a course the config does not have: nothing is sent with
+         * another course's links until it is configured and meccd reloaded */
+        /* each_session has put the course's settings in x->c, or left the global ones
+         * (course NULL) for a course it does not know */
+        if (!problem && s->course && *s->course && !x->c->course) {
+                snprintf(unknown, sizeof(unknown), "course \"%.200s\" is not configured", s->course);
+                problem = unknown;
+        }
         r = set_problem(x, s, problem);
         if (r < 0 || problem)
                 return r;
@@ -482,7 +502,10 @@ static int admit_one(scan_t *x, const session_t *unused, const registration_t *g
         if (r != 0)
                 return r < 0 ? r : refuse(x, g, LOG_NOTICE, "duplicate",
                                           "invalid: duplicate of a place already held on this session");
-        if (!plan_bookable(x->c, s, x->now)) {
+        /* a course configured since the check step ran is checked at the next scan */
+        if (!config_settings(x->c, s->course))
+                return 0;
+        if (!plan_bookable(config_settings(x->c, s->course), s, x->now)) {
                 x->stats->late++;
                 log_reg(LOG_INFO, MID_REG_LATE, g, KIND_LATE, "late: bookings for this session have closed");
                 return move(x, s, g, REG_LATE, KIND_LATE);
@@ -635,10 +658,10 @@ static const char SQL_NEED_REMINDER[] =
         " AND elearning_done_at IS NULL AND booked_at <= ?2";
 static const char SQL_REMINDED_AT[] = "SELECT reminded_at FROM sessions WHERE id = ?1";
 
-/* The query for sessions starting within `horizon` from now. */
-static sqlite3_stmt *starting_sessions(scan_t *x, const duration_t *horizon)
+/* The query for sessions starting within `horizon` seconds from now. */
+static sqlite3_stmt *starting_sessions(scan_t *x, int64_t horizon)
 {
-        return bound(x, SQL_STARTING, x->now, x->now + duration_approx_secs(horizon) + SLACK);
+        return bound(x, SQL_STARTING, x->now, x->now + horizon + SLACK);
 }
 
 static int64_t reminded_at(scan_t *x, int64_t sid)
@@ -725,24 +748,77 @@ static const char SQL_TO_FOLLOW_UP[] =
 static const char SQL_SET_FOLLOWED_UP[] = "UPDATE sessions SET followed_up = ?2 WHERE id = ?1";
 static const char SQL_BOOKED_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'booked'";
+static const char SQL_ATTENDED_OF[] =
+        "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'booked' AND attended = 1";
+static const char SQL_ABSENT_OF[] =
+        "SELECT id FROM registrations WHERE session_id = ?1 AND status = 'booked' AND attended = 0";
+static const char SQL_ANY_ATTENDANCE[] =
+        "SELECT 1 FROM registrations WHERE session_id = ?1 AND status = 'booked'"
+        " AND attended IS NOT NULL LIMIT 1";
+
+/* The trainer (else roster_to) is asked once, as the session ends, who came: with
+ * attendance_required the follow-ups wait for the answer (SPEC 12). */
+static int queue_attendance_request(scan_t *x, const session_t *s)
+{
+        bool trainer = s->trainer_email && *s->trainer_email;
+        size_t n = trainer ? 1 : x->c->n_roster_to;
+        int r = 0;
+
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                const char *to = trainer ? s->trainer_email : x->c->roster_to[i];
+
+                r = outbox_queue(x->db, x->c, s->id, 0, KIND_ATTENDANCE_REQUEST, to, to, x->now);
+                if (r > 0)
+                        x->stats->queued++;
+        }
+        return r;
+}
 
 /* Without a follow-up, a session is followed up as it ends. */
 static int end_session(scan_t *x, const session_t *s)
 {
         log_ctx_t ctx = { .message_id = MID_SESSION_DONE, .session = s->id };
+        int r;
 
         x->stats->done++;
         log_ctx(LOG_INFO, &ctx, "session %lld has ended", (long long) s->id);
-        return mark_session(x, SQL_SET_DONE, s->id, !x->c->follow_up_enabled);
+        r = mark_session(x, SQL_SET_DONE, s->id, !x->c->follow_up_enabled);
+        if (r >= 0 && x->c->attendance_required) {
+                sqlite3_stmt *st = bound(x, SQL_ANY_ATTENDANCE, s->id, 0);
+
+                r = st ? db_step(st) : -EIO;
+                if (st)
+                        sqlite3_reset(st);
+                if (r == 0)
+                        r = queue_attendance_request(x, s);
+        }
+        return r < 0 ? r : 0;
 }
 
 static int follow_up_session(scan_t *x, const session_t *s)
 {
+        sqlite3_stmt *st;
         int r;
 
         if (x->now < plan_follow_up_at(x->c, s->ends_at))
                 return 0;
-        r = queue_each(x, SQL_BOOKED_OF, s, 0, KIND_FOLLOW_UP, "");
+        st = bound(x, SQL_ANY_ATTENDANCE, s->id, 0);
+        r = st ? db_step(st) : -EIO;
+        if (st)
+                sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        if (r == 1) {
+                /* thanks to those who came, a kind word and the next dates to those who did
+                 * not; those nobody has said either way hear nothing */
+                r = queue_each(x, SQL_ATTENDED_OF, s, 0, KIND_FOLLOW_UP, "");
+                if (r >= 0)
+                        r = queue_each(x, SQL_ABSENT_OF, s, 0, KIND_MISSED, "");
+        } else if (x->c->attendance_required) {
+                return 0; /* it waits for the attendance */
+        } else {
+                r = queue_each(x, SQL_BOOKED_OF, s, 0, KIND_FOLLOW_UP, "");
+        }
         return r < 0 ? r : mark_session(x, SQL_SET_FOLLOWED_UP, s->id, 1);
 }
 
@@ -829,6 +905,32 @@ static int forget_session(scan_t *x, const session_t *s)
 
 /* ---- the steps, in the order of meccd(8), WHAT A SCAN DOES ---------------------- */
 
+/* The queries below pick the sessions a step looks at by a setting; each session is then
+ * judged by its own course's. The pick takes the widest of them all. */
+typedef int64_t (*setting_fn)(const config_t *c);
+
+static int64_t widest(const config_t *c, setting_fn get, bool largest)
+{
+        int64_t v = get(c);
+
+        for (size_t i = 0; i < c->n_courses; i++) {
+                int64_t w = get(c->courses[i]);
+
+                if (largest ? w > v : w < v)
+                        v = w;
+        }
+        return v;
+}
+
+static int64_t cutoff_secs(const config_t *c) { return duration_approx_secs(&c->booking_cutoff); }
+static int64_t first_reminder_secs(const config_t *c)
+{
+        return c->n_reminders_elearning ? duration_approx_secs(&c->reminders_elearning[0]) : -1;
+}
+static int64_t joining_secs(const config_t *c) { return duration_approx_secs(&c->reminder_joining_link); }
+static int64_t retention_secs(const config_t *c) { return duration_approx_secs(&c->retention); }
+static int64_t follows_up(const config_t *c) { return c->follow_up_enabled; }
+
 static int scan_step_check(scan_t *x)
 {
         return each_session(x, db_stmt(x->db, SQL_TO_CHECK), false, check_session);
@@ -846,29 +948,30 @@ static int scan_step_promote(scan_t *x)
 
 static int scan_step_close(scan_t *x)
 {
-        sqlite3_stmt *st = bound(x, SQL_CLOSING, x->now + duration_approx_secs(&x->c->booking_cutoff) + SLACK,
-                                 x->now);
+        sqlite3_stmt *st = bound(x, SQL_CLOSING, x->now + widest(x->c, cutoff_secs, true) + SLACK, x->now);
 
         return each_session(x, st, true, close_session);
 }
 
 static int scan_step_remind(scan_t *x)
 {
-        if (x->c->n_reminders_elearning == 0)
+        int64_t horizon = widest(x->c, first_reminder_secs, true);
+
+        if (horizon < 0)
                 return 0;
-        return each_session(x, starting_sessions(x, &x->c->reminders_elearning[0]), false, remind_session);
+        return each_session(x, starting_sessions(x, horizon), false, remind_session);
 }
 
 static int scan_step_join(scan_t *x)
 {
-        return each_session(x, starting_sessions(x, &x->c->reminder_joining_link), false, join_session);
+        return each_session(x, starting_sessions(x, widest(x->c, joining_secs, true)), false, join_session);
 }
 
 static int scan_step_follow_up(scan_t *x)
 {
         int r = each_session(x, bound(x, SQL_ENDED, x->now, 0), false, end_session);
 
-        if (r < 0 || !x->c->follow_up_enabled)
+        if (r < 0 || !widest(x->c, follows_up, true))
                 return r;
         return each_session(x, bound(x, SQL_TO_FOLLOW_UP, x->now, 0), false, follow_up_session);
 }
@@ -885,7 +988,7 @@ static int scan_step_change(scan_t *x)
 
 static int scan_step_forget(scan_t *x)
 {
-        sqlite3_stmt *st = bound(x, SQL_TO_FORGET, x->now - duration_approx_secs(&x->c->retention) + SLACK, 0);
+        sqlite3_stmt *st = bound(x, SQL_TO_FORGET, x->now - widest(x->c, retention_secs, false) + SLACK, 0);
 
         return each_session(x, st, false, forget_session);
 }

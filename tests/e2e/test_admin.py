@@ -410,6 +410,7 @@ def test_session_edit_applies_every_option(env):
     """Each option that `session edit` accepts changes what `session show` says (one of them
     was once accepted and dropped). The options come from meccctl's own usage: a new option
     fails here until it has a line below."""
+    env.write_conf('course "c" {\n  title = "A course"\n}\n')
     sid = env.add_session("Before", "2026-09-22 10:30", "2026-09-22 12:00", 5, "2026-08-01 09:00",
                           "--join-url", "https://meet.example.org/a", "--elearning-url",
                           "https://learn.example.org/a", "--trainer", "a@example.org")
@@ -423,6 +424,7 @@ def test_session_edit_applies_every_option(env):
                             "https://learn.example.org/b"),
         "--trainer": ("b@example.org", "trainer_email", "b@example.org"),
         "--closes": ("2026-09-20 17:00", "closes_at", "2026-09-20T16:00:00Z"),
+        "--course": ("c", "course", "c"),
     }
     usage = env.ctl("--help").stdout
     line = re.search(r"^ +session edit (.*(?:\n {6,}\S.*)*)", usage, re.M)
@@ -625,7 +627,7 @@ def test_status_answers_is_it_healthy(env):
     st = status("2026-09-01 09:06")
     assert st == {"healthy": True, "open_sessions": 1, "seats_left": 2,
                   "unprocessed_registrations": 0, "queued": 0, "overdue": 0, "failed": 0,
-                  "last_scan_at": "2026-09-01T08:05:00Z"}, st
+                  "held_back": 0, "last_scan_at": "2026-09-01T08:05:00Z"}, st
     out = text("2026-09-01 09:06")
     assert "1 (2 places left)" in out and "0 queued, 0 failed" in out
 
