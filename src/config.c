@@ -332,7 +332,7 @@ static void set_validators(cfg_t *cfg)
                 { "course|signpost_url", valid_url },
                 { "course|feedback_url", valid_url },
                 { "course|cancel_url", valid_cancel_url },
-                { "course|roster_to", valid_address },
+                { "course|roster_to", valid_roster_to },
                 { "course|booking_cutoff", valid_duration },
                 { "course|attendance_min", valid_optional_duration },
                 { "course|retention", valid_duration },
