@@ -121,6 +121,22 @@ static const char *const migrations[] = {
         "ALTER TABLE registrations ADD COLUMN organisation TEXT;"
         "ALTER TABLE registrations ADD COLUMN ref TEXT;"
         "CREATE UNIQUE INDEX registrations_ref ON registrations(ref);",
+        /* The edges (meccd(8), BOUNCES and THE HUB): a registration whose address the mail
+         * system refused for good, with the server's reason, until an admin puts it right
+         * (unreachable_told: the coordinators were told); what each hub source last gave;
+         * the POP3 messages already looked at. */
+        "ALTER TABLE registrations ADD COLUMN unreachable_at INTEGER;"
+        "ALTER TABLE registrations ADD COLUMN unreachable_reason TEXT;"
+        "ALTER TABLE registrations ADD COLUMN unreachable_told INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX registrations_unreachable ON registrations(unreachable_told)"
+        "  WHERE unreachable_at IS NOT NULL;"
+        "CREATE TABLE sources("
+        "  name TEXT PRIMARY KEY,"
+        "  etag TEXT, last_modified TEXT,"
+        "  last_attempt_at INTEGER, last_good_at INTEGER,"
+        "  applied INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0,"
+        "  last_error TEXT) WITHOUT ROWID;"
+        "CREATE TABLE bounce_seen(uidl TEXT PRIMARY KEY, seen_at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 int db_errno(int rc)
@@ -630,7 +646,8 @@ void session_clear(session_t *s)
 
 static const char SQL_REG_GET[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
-        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref"
+        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref,"
+        " ifnull(unreachable_at, 0), unreachable_reason"
         " FROM registrations WHERE id = ?";
 
 /* Fill *ret from the columns of SQL_REG_GET's select list. 0 or -ENOMEM. */
@@ -649,6 +666,8 @@ static int registration_from_row(sqlite3_stmt *st, registration_t *ret)
         g.booked_at = sqlite3_column_int64(st, 8);
         g.organisation = db_col_text(st, 9);
         g.ref = db_col_text(st, 10);
+        g.unreachable_at = sqlite3_column_int64(st, 11);
+        g.unreachable_reason = db_col_text(st, 12);
         if (!g.name || !g.email || g.status < 0) {
                 registration_clear(&g);
                 return -ENOMEM;
@@ -674,7 +693,8 @@ int db_registration_get(db_t *db, int64_t id, registration_t *ret)
 
 static const char SQL_BOOKED_BY_NAME[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
-        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref FROM registrations"
+        " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref,"
+        " ifnull(unreachable_at, 0), unreachable_reason FROM registrations"
         " WHERE session_id = ?1 AND status = ?2 ORDER BY name, id";
 
 int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t *ret_n)
@@ -779,5 +799,6 @@ void registration_clear(registration_t *r)
         free(r->token);
         free(r->organisation);
         free(r->ref);
+        free(r->unreachable_reason);
         memset(r, 0, sizeof(*r));
 }

@@ -81,6 +81,8 @@ typedef struct {
         char *organisation, *ref; /* the volunteer's organisation, the hub's booking ref */
         reg_status_t status;
         int64_t registered_at, elearning_done_at, booked_at; /* 0: absent */
+        int64_t unreachable_at;   /* 0: reachable; else when the address was refused for good */
+        char *unreachable_reason; /* the server's words, or NULL */
 } registration_t;
 
 /* 1 found, 0 no such row, negative errno. With the booked and waitlisted counts. */
