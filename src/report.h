@@ -47,6 +47,7 @@ typedef struct {
         int64_t last_scan_at;           /* 0: never */
         bool scanning;                  /* a scan ran within three scan intervals and a minute */
         bool healthy;                   /* scanning, nothing failed, nothing overdue */
+        long unreachable;               /* registrations of sessions to come whose address bounced */
 } health_t;
 
 int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret);

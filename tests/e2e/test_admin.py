@@ -18,7 +18,7 @@ SESSION_FIELDS = {"id", "title", "starts_at", "ends_at", "closes_at", "capacity"
                   "booked", "waitlisted", "seats_left", "join_url", "elearning_url",
                   "trainer_email"}
 REG_FIELDS = {"id", "session_id", "name", "email", "status", "registered_at",
-              "elearning_done_at"}
+              "elearning_done_at", "unreachable", "unreachable_reason"}
 OUTBOX_FIELDS = {"id", "registration_id", "session_id", "kind", "recipient", "status",
                  "attempts", "created_at", "sent_at", "next_attempt_at", "last_error",
                  "message_id"}
@@ -267,7 +267,7 @@ def test_import_registrations_all_or_nothing(env):
         ("session_id,name,email\n%d,\"Ann,ann@example.org\n" % sid, r":2: "),
         ("session_id,name,email,registered_at\n%d,Ann,ann@example.org,yesterday\n" % sid,
          r":2: registered_at \"yesterday\""),
-        ("session_id,name,email\n%d,Ann,ann@example.org,extra,fields\n" % sid, r":2: expected 3 or 4"),
+        ("session_id,name,email\n%d,Ann,ann@example.org,extra,fields\n" % sid, r":2: expected 3 fields, found 5"),
         ("sid,name,email\n%d,Ann,ann@example.org\n" % sid, r":1: the header must be"),
         ("", r":1: the file is empty"),
     ]
