@@ -909,15 +909,33 @@ int admin_import_elearning(const admin_t *a, const char *path, import_report_t *
 static const char SQL_RETRY_ONE[] = SQL_REQUEUE " AND id = ?4";
 static const char SQL_RETRY_ALL[] = SQL_REQUEUE;
 static const char SQL_MAIL_STATUS[] = "SELECT status FROM outbox WHERE id = ?1";
+/* A retry is the admin saying "try that address again": it is no longer unreachable. */
+#define SQL_REACHABLE                                                                             \
+        "UPDATE registrations SET unreachable_at = NULL, unreachable_reason = NULL,"              \
+        " unreachable_told = 0 WHERE unreachable_at IS NOT NULL AND id IN"                        \
+        " (SELECT registration_id FROM outbox WHERE status = ?1"
+static const char SQL_REACHABLE_ONE[] = SQL_REACHABLE " AND id = ?2)";
+static const char SQL_REACHABLE_ALL[] = SQL_REACHABLE ")";
 
 /* Failed rows (one, or all when id is 0) queued again; *ret_n: how many. */
 static int requeue(const admin_t *a, const char *sql, int64_t id, long *ret_n)
 {
-        sqlite3_stmt *st = db_stmt(a->db, sql);
+        sqlite3_stmt *st = db_stmt(a->db, id ? SQL_REACHABLE_ONE : SQL_REACHABLE_ALL);
         int r;
 
         if (!st)
                 return -EIO;
+        r = db_begin(a->db);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, mail_status_to_string(MAIL_FAILED), -1, SQLITE_STATIC);
+        if (id)
+                sqlite3_bind_int64(st, 2, id);
+        r = db_step_done(st);
+        if (r == 0 && !(st = db_stmt(a->db, sql)))
+                r = -EIO;
+        if (r < 0)
+                return finish(a, r);
         sqlite3_bind_text(st, 1, mail_status_to_string(MAIL_QUEUED), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, a->now);
         sqlite3_bind_text(st, 3, mail_status_to_string(MAIL_FAILED), -1, SQLITE_STATIC);
@@ -926,7 +944,7 @@ static int requeue(const admin_t *a, const char *sql, int64_t id, long *ret_n)
         r = db_step_done(st);
         if (r == 0)
                 *ret_n = sqlite3_changes(db_handle(a->db));
-        return r;
+        return finish(a, r);
 }
 
 int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why)

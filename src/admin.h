@@ -147,7 +147,8 @@ int admin_registration_edit(const admin_t *a, int64_t id, const char *name, cons
 
 /* ---- the outbox ---------------------------------------------------------------------------- */
 
-/* Queue a failed email again, due now, as if never tried (it keeps its Message-ID). */
+/* Queue a failed email again, due now, as if never tried (it keeps its Message-ID). A retry
+ * means "try that address again": its registration is no longer unreachable. */
 int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why);
 /* Every failed email; *ret_n: how many. */
 int admin_retry_all_failed(const admin_t *a, long *ret_n);
