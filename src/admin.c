@@ -12,6 +12,7 @@
 #include "attendance.h"
 #include "clock.h"
 #include "csv.h"
+#include "outbox.h"
 #include "plan.h"
 #include "render.h"
 #include "scan.h"
@@ -574,41 +575,6 @@ static int load_csv(const char *path, csv_table_t **ret, char **ret_why)
 typedef int (*import_row_fn)(const admin_t *a, const char *path, const csv_row_t *row,
                              import_report_t *rep, char **ret_why);
 
-static int registration_row(const admin_t *a, const char *path, const csv_row_t *row,
-                            import_report_t *rep, char **ret_why)
-{
-        int64_t sid, at = a->now;
-        char *end;
-        int r;
-
-        if (row->n_fields < 3 || row->n_fields > 4)
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: expected 3 or 4 fields, found %zu; nothing was imported",
-                           path, row->line, row->n_fields);
-        errno = 0;
-        sid = strtoll(row->fields[0], &end, 10);
-        if (errno || *end || !*row->fields[0] || sid <= 0)
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: session_id \"%s\" is not a number; nothing was imported",
-                           path, row->line, row->fields[0]);
-        if (!text_is_line(row->fields[1]))
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: the name is empty or not a single line; nothing was imported",
-                           path, row->line);
-        if (!addr_valid(row->fields[2]))
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: \"%s\" is not a valid email address; nothing was imported",
-                           path, row->line, row->fields[2]);
-        if (row->n_fields == 4 && *row->fields[3] && clock_parse_time(row->fields[3], &at) < 0)
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: registered_at \"%s\" is not a time like"
-                           " \"2026-09-01 10:30\"; nothing was imported", path, row->line, row->fields[3]);
-        r = session_exists(a, sid);
-        if (r == 0)
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: there is no session %lld; nothing was imported",
-                           path, row->line, (long long) sid);
-        if (r > 0)
-                r = insert_registration(a, sid, row->fields[1], row->fields[2], at, NULL);
-        if (r == 0)
-                rep->applied++;
-        return r;
-}
-
 static int elearning_row(const admin_t *a, const char *path, const csv_row_t *row,
                          import_report_t *rep, char **ret_why)
 {
@@ -668,15 +634,302 @@ out:
         return r;
 }
 
+/* ---- bookings: a hand import, or a hub source's export (meccd(8), THE HUB) ---------------- */
+
+const char *const import_column_names[_IMPORT_COL_MAX] = {
+        [IMPORT_COL_REF] = "ref",
+        [IMPORT_COL_SESSION] = "session",
+        [IMPORT_COL_SESSION_ID] = "session_id",
+        [IMPORT_COL_NAME] = "name",
+        [IMPORT_COL_EMAIL] = "email",
+        [IMPORT_COL_STATUS] = "status",
+        [IMPORT_COL_REGISTERED_AT] = "registered_at",
+        [IMPORT_COL_ORGANISATION] = "organisation",
+};
+
+static const char SQL_REG_BY_REF[] = "SELECT id, status FROM registrations WHERE ref = ?1";
+static const char SQL_SESSION_BY_REF[] = "SELECT id FROM sessions WHERE ref = ?1";
+static const char SQL_REGISTER_BOOKING[] =
+        "INSERT INTO registrations(session_id, name, email, registered_at, status, ref, organisation)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/* Where each column is in the export: its index, or -1. */
+typedef struct {
+        int at[_IMPORT_COL_MAX];
+        size_t width;
+} columns_t;
+
+/* Read the header row. A hand import names only columns it knows (a typo is caught); a
+ * source's export may have any others, which are not read. */
+static int read_header(const csv_row_t *h, const import_bookings_t *how, columns_t *ret,
+                       char **ret_why)
+{
+        columns_t c = { .width = h->n_fields };
+
+        for (size_t k = 0; k < _IMPORT_COL_MAX; k++)
+                c.at[k] = -1;
+        for (size_t i = 0; i < h->n_fields; i++) {
+                size_t k;
+
+                for (k = 0; k < _IMPORT_COL_MAX; k++)
+                        if (how->header[k] && strcasecmp(h->fields[i], how->header[k]) == 0)
+                                break;
+                if (k < _IMPORT_COL_MAX && c.at[k] >= 0)
+                        return say(ADMIN_REFUSED, ret_why, "the header names \"%s\" twice", how->header[k]);
+                if (k < _IMPORT_COL_MAX)
+                        c.at[k] = (int) i;
+                else if (!how->skip_bad_rows)
+                        return say(ADMIN_REFUSED, ret_why, "the header must name the columns session_id"
+                                   " (or session, by the session's ref), name and email, and may name"
+                                   " registered_at, ref, status and organisation; \"%s\" is none of them",
+                                   h->fields[i]);
+        }
+        if ((c.at[IMPORT_COL_SESSION] < 0) == (c.at[IMPORT_COL_SESSION_ID] < 0) ||
+            c.at[IMPORT_COL_NAME] < 0 || c.at[IMPORT_COL_EMAIL] < 0)
+                return say(ADMIN_REFUSED, ret_why, "the header must name the columns %s%s%s, %s and %s",
+                           how->header[IMPORT_COL_SESSION_ID] ? how->header[IMPORT_COL_SESSION_ID] : "",
+                           how->header[IMPORT_COL_SESSION_ID] ? " (or " : "",
+                           how->header[IMPORT_COL_SESSION_ID] ? "session)" : how->header[IMPORT_COL_SESSION],
+                           how->header[IMPORT_COL_NAME], how->header[IMPORT_COL_EMAIL]);
+        *ret = c;
+        return 0;
+}
+
+static const char *field(const csv_row_t *row, const columns_t *c, import_col_t k)
+{
+        return c->at[k] >= 0 && (size_t) c->at[k] < row->n_fields ? row->fields[c->at[k]] : "";
+}
+
+static bool is_cancelled(const import_bookings_t *how, const char *status)
+{
+        for (size_t i = 0; i < how->n_cancelled; i++)
+                if (strcasecmp(status, how->cancelled[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* 1 and the id of the session a row names, 0 when no session has that id or ref. */
+static int row_session(const admin_t *a, const csv_row_t *row, const columns_t *c, int64_t *ret)
+{
+        sqlite3_stmt *st;
+        int r;
+
+        if (c->at[IMPORT_COL_SESSION_ID] >= 0) {
+                r = session_exists(a, *ret);
+                return r;
+        }
+        if (!(st = db_stmt(a->db, SQL_SESSION_BY_REF)))
+                return -EIO;
+        sqlite3_bind_text(st, 1, field(row, c, IMPORT_COL_SESSION), -1, SQLITE_TRANSIENT);
+        r = db_step(st);
+        if (r == 1)
+                *ret = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return r;
+}
+
+/* What is wrong with a row to be added, as a sentence (caller frees), or NULL; *ret_sid and
+ * *ret_at set when nothing is. A source's sentences are logged: they quote no value. */
+static int row_problem(const admin_t *a, const import_bookings_t *how, const csv_row_t *row,
+                       const columns_t *c, int64_t *ret_sid, int64_t *ret_at, char **ret_why)
+{
+        const char *sid_text = field(row, c, IMPORT_COL_SESSION_ID);
+        const char *email = field(row, c, IMPORT_COL_EMAIL), *at = field(row, c, IMPORT_COL_REGISTERED_AT);
+        bool quiet = how->skip_bad_rows;
+        char *end;
+        int r;
+
+        if (row->n_fields != c->width)
+                return say(ADMIN_REFUSED, ret_why, "expected %zu field%s, found %zu", c->width,
+                           c->width == 1 ? "" : "s", row->n_fields);
+        if (c->at[IMPORT_COL_SESSION_ID] >= 0) {
+                errno = 0;
+                *ret_sid = strtoll(sid_text, &end, 10);
+                if (errno || *end || !*sid_text || *ret_sid <= 0)
+                        return say(ADMIN_REFUSED, ret_why, "session_id \"%s\" is not a number", sid_text);
+        } else if (!text_is_line(field(row, c, IMPORT_COL_SESSION)))
+                return say(ADMIN_REFUSED, ret_why, "the session's ref is empty");
+        if (!text_is_line(field(row, c, IMPORT_COL_NAME)))
+                return say(ADMIN_REFUSED, ret_why, "the name is empty or not a single line");
+        if (*field(row, c, IMPORT_COL_REF) && !text_is_line(field(row, c, IMPORT_COL_REF)))
+                return say(ADMIN_REFUSED, ret_why, "the ref is not a single line");
+        if (!addr_valid(email))
+                return quiet ? say(ADMIN_REFUSED, ret_why, "no valid email address")
+                             : say(ADMIN_REFUSED, ret_why, "\"%s\" is not a valid email address", email);
+        *ret_at = a->now;
+        if (*at && clock_parse_time(at, ret_at) < 0)
+                return say(ADMIN_REFUSED, ret_why, "%s \"%s\" is not a time like \"2026-09-01 10:30\"",
+                           how->header[IMPORT_COL_REGISTERED_AT], at);
+        r = row_session(a, row, c, ret_sid);
+        if (r == 0 && c->at[IMPORT_COL_SESSION_ID] >= 0)
+                return say(ADMIN_REFUSED, ret_why, "there is no session %lld", (long long) *ret_sid);
+        if (r == 0)
+                return say(ADMIN_REFUSED, ret_why, "no session has the ref \"%s\"", field(row, c, IMPORT_COL_SESSION));
+        return r < 0 ? r : 0;
+}
+
+static int add_booking(const admin_t *a, const csv_row_t *row, const columns_t *c, int64_t sid,
+                       int64_t at)
+{
+        sqlite3_stmt *st = db_stmt(a->db, SQL_REGISTER_BOOKING);
+        char *org = text_one_line(field(row, c, IMPORT_COL_ORGANISATION));
+        int r;
+
+        if (!st || !org) {
+                free(org);
+                return st ? -ENOMEM : -EIO;
+        }
+        sqlite3_bind_int64(st, 1, sid);
+        sqlite3_bind_text(st, 2, field(row, c, IMPORT_COL_NAME), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, field(row, c, IMPORT_COL_EMAIL), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, at);
+        sqlite3_bind_text(st, 5, reg_status_to_string(REG_NEW), -1, SQLITE_STATIC);
+        db_bind_text(st, 6, field(row, c, IMPORT_COL_REF));
+        db_bind_text(st, 7, org);
+        r = db_step_done(st);
+        free(org);
+        return r;
+}
+
+/* A known ref: 1 with its id and status, 0 unknown. */
+static int known_ref(const admin_t *a, const char *ref, int64_t *ret_id, reg_status_t *ret_status)
+{
+        sqlite3_stmt *st = db_stmt(a->db, SQL_REG_BY_REF);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, ref, -1, SQLITE_TRANSIENT);
+        r = db_step(st);
+        if (r == 1) {
+                *ret_id = sqlite3_column_int64(st, 0);
+                *ret_status = reg_status_from_string((const char *) sqlite3_column_text(st, 1));
+        }
+        sqlite3_reset(st);
+        return r;
+}
+
+static int set_status(const admin_t *a, int64_t id, reg_status_t status)
+{
+        sqlite3_stmt *st = db_stmt(a->db, SQL_REG_STATUS);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, reg_status_to_string(status), -1, SQLITE_STATIC);
+        return db_step_done(st);
+}
+
+/* One row: a known ref adds nothing (cancelled, it cancels); a new one is a registration.
+ * ADMIN_REFUSED with *ret_why for a bad row. */
+static int booking_row(const admin_t *a, const import_bookings_t *how, const csv_row_t *row,
+                       const columns_t *c, import_report_t *rep, char **ret_why)
+{
+        const char *ref = field(row, c, IMPORT_COL_REF);
+        bool cancelled = is_cancelled(how, field(row, c, IMPORT_COL_STATUS));
+        reg_status_t status = REG_NEW;
+        int64_t id = 0, sid = 0, at = 0;
+        int r;
+
+        if (*ref) {
+                r = known_ref(a, ref, &id, &status);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        if (!cancelled || !admin_may_cancel(status))
+                                return 0;
+                        r = set_status(a, id, REG_CANCELLED);
+                        if (r == 0)
+                                rep->applied++;
+                        return r;
+                }
+        }
+        /* cancelled before this back office ever had it: nothing to add or cancel */
+        if (cancelled)
+                return 0;
+        r = row_problem(a, how, row, c, &sid, &at, ret_why);
+        if (r == 0)
+                r = add_booking(a, row, c, sid, at);
+        if (r == 0)
+                rep->applied++;
+        return r;
+}
+
+int admin_import_bookings(const admin_t *a, const char *where, const char *buf, size_t size,
+                          const import_bookings_t *how, import_report_t *ret, char **ret_why)
+{
+        import_report_t rep = { 0 };
+        csv_table_t *t = NULL;
+        char *err = NULL, *why = NULL, *note = NULL;
+        columns_t c = { 0 };
+        int r;
+
+        r = csv_parse(buf, size, &t, &err);
+        if (r < 0) {
+                /* err is "line N: why": as WHERE:N: why, the way compilers name a place */
+                r = say(ADMIN_REFUSED, ret_why, "%s:%s; nothing was imported", where,
+                        err ? err + (strncmp(err, "line ", 5) ? 0 : 5) : " cannot be read");
+                free(err);
+                return r;
+        }
+        if (t->n_rows == 0) {
+                r = say(ADMIN_REFUSED, ret_why, "%s:1: the file is empty; a header row is needed", where);
+                goto out;
+        }
+        r = read_header(&t->rows[0], how, &c, &why);
+        if (r) {
+                r = say(r, ret_why, "%s:%u: %s; nothing was imported", where, t->rows[0].line, why);
+                goto out;
+        }
+        r = db_begin(a->db);
+        if (r < 0)
+                goto out;
+        for (size_t i = 1; i < t->n_rows && r == 0; i++, rep.rows++) {
+                r = booking_row(a, how, &t->rows[i], &c, &rep, &why);
+                if (r != ADMIN_REFUSED)
+                        continue;
+                if (!how->skip_bad_rows) {
+                        r = say(r, ret_why, "%s:%u: %s; nothing was imported", where, t->rows[i].line, why);
+                        continue;
+                }
+                rep.skipped++;
+                (void) say(0, &note, "%s:%u: %s; row skipped", where, t->rows[i].line, why);
+                r = add_note(&rep, note);
+                note = NULL;
+        }
+        r = finish(a, r);
+out:
+        free(why);
+        csv_table_free(t);
+        if (r == 0)
+                *ret = rep;
+        else
+                import_report_clear(&rep);
+        return r;
+}
+
 int admin_import_registrations(const admin_t *a, const char *path, import_report_t *ret,
                                char **ret_why)
 {
-        static const char *const header[] = { "session_id", "name", "email", "registered_at" };
+        static const char *const cancelled[] = { "cancelled" };
+        import_bookings_t how = { .cancelled = cancelled, .n_cancelled = 1 };
+        char *buf = NULL;
+        size_t size = 0;
+        int r;
 
-        return import(a, path, header, 3, 4, "session_id,name,email[,registered_at]",
-                      registration_row, ret, ret_why);
+        for (size_t k = 0; k < _IMPORT_COL_MAX; k++)
+                how.header[k] = import_column_names[k];
+        r = text_read_file(path, (size_t) IMPORT_MAX_MIB << 20, &buf, &size);
+        if (r == -EFBIG)
+                return say(ADMIN_REFUSED, ret_why, "%s: larger than %d MiB; nothing was imported", path,
+                           IMPORT_MAX_MIB);
+        if (r < 0)
+                return say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
+                           r == -EINVAL ? "not a regular file" : strerror(-r));
+        r = admin_import_bookings(a, path, buf, size, &how, ret, ret_why);
+        free(buf);
+        return r;
 }
-
 int admin_import_elearning(const admin_t *a, const char *path, import_report_t *ret,
                            char **ret_why)
 {
@@ -695,15 +948,33 @@ int admin_import_elearning(const admin_t *a, const char *path, import_report_t *
 static const char SQL_RETRY_ONE[] = SQL_REQUEUE " AND id = ?4";
 static const char SQL_RETRY_ALL[] = SQL_REQUEUE;
 static const char SQL_MAIL_STATUS[] = "SELECT status FROM outbox WHERE id = ?1";
+/* A retry is the admin saying "try that address again": it is no longer unreachable. */
+#define SQL_REACHABLE                                                                             \
+        "UPDATE registrations SET unreachable_at = NULL, unreachable_reason = NULL,"              \
+        " unreachable_told = 0 WHERE unreachable_at IS NOT NULL AND id IN"                        \
+        " (SELECT registration_id FROM outbox WHERE status = ?1"
+static const char SQL_REACHABLE_ONE[] = SQL_REACHABLE " AND id = ?2)";
+static const char SQL_REACHABLE_ALL[] = SQL_REACHABLE ")";
 
 /* Failed rows (one, or all when id is 0) queued again; *ret_n: how many. */
 static int requeue(const admin_t *a, const char *sql, int64_t id, long *ret_n)
 {
-        sqlite3_stmt *st = db_stmt(a->db, sql);
+        sqlite3_stmt *st = db_stmt(a->db, id ? SQL_REACHABLE_ONE : SQL_REACHABLE_ALL);
         int r;
 
         if (!st)
                 return -EIO;
+        r = db_begin(a->db);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, mail_status_to_string(MAIL_FAILED), -1, SQLITE_STATIC);
+        if (id)
+                sqlite3_bind_int64(st, 2, id);
+        r = db_step_done(st);
+        if (r == 0 && !(st = db_stmt(a->db, sql)))
+                r = -EIO;
+        if (r < 0)
+                return finish(a, r);
         sqlite3_bind_text(st, 1, mail_status_to_string(MAIL_QUEUED), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, a->now);
         sqlite3_bind_text(st, 3, mail_status_to_string(MAIL_FAILED), -1, SQLITE_STATIC);
@@ -712,7 +983,7 @@ static int requeue(const admin_t *a, const char *sql, int64_t id, long *ret_n)
         r = db_step_done(st);
         if (r == 0)
                 *ret_n = sqlite3_changes(db_handle(a->db));
-        return r;
+        return finish(a, r);
 }
 
 int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why)
@@ -992,4 +1263,133 @@ int admin_register_org(const admin_t *a, int64_t session_id, const char *name, c
         if (r == 0 && ret_id)
                 *ret_id = id;
         return r;
+}
+
+/* ---- the hub's id for a session ------------------------------------------------------------ */
+
+static const char SQL_SESSION_SET_REF[] = "UPDATE sessions SET ref = ?2 WHERE id = ?1";
+static const char SQL_SESSION_REF_OWNER[] = "SELECT id FROM sessions WHERE ref = ?1 AND id <> ?2";
+
+int admin_session_ref_check(const admin_t *a, int64_t id, const char *ref, char **ret_why)
+{
+        sqlite3_stmt *st;
+        int r;
+
+        if (!*ref)
+                return 0; /* "": no ref */
+        if (!text_is_line(ref))
+                return say(ADMIN_REFUSED, ret_why, "the ref must be a single line");
+        if (!(st = db_stmt(a->db, SQL_SESSION_REF_OWNER)))
+                return -EIO;
+        sqlite3_bind_text(st, 1, ref, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, id);
+        r = db_step(st);
+        if (r == 1)
+                r = say(ADMIN_REFUSED, ret_why, "session %lld already has the ref \"%s\"",
+                        (long long) sqlite3_column_int64(st, 0), ref);
+        sqlite3_reset(st);
+        return r;
+}
+
+int admin_session_set_ref(const admin_t *a, int64_t id, const char *ref, char **ret_why)
+{
+        sqlite3_stmt *st;
+        int r;
+
+        r = db_begin(a->db);
+        if (r < 0)
+                return r;
+        r = session_exists(a, id);
+        if (r == 0)
+                r = say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) id);
+        else if (r > 0)
+                r = admin_session_ref_check(a, id, ref, ret_why);
+        if (r == 0 && !(st = db_stmt(a->db, SQL_SESSION_SET_REF)))
+                r = -EIO;
+        else if (r == 0) {
+                sqlite3_bind_int64(st, 1, id);
+                db_bind_text(st, 2, ref);
+                r = db_step_done(st);
+        }
+        return finish(a, r);
+}
+
+/* ---- putting an address right ------------------------------------------------------------- */
+
+static const char SQL_REG_EDIT[] =
+        "UPDATE registrations SET name = ?2, email = ?3,"
+        " unreachable_at = CASE WHEN ?4 THEN NULL ELSE unreachable_at END,"
+        " unreachable_reason = CASE WHEN ?4 THEN NULL ELSE unreachable_reason END,"
+        " unreachable_told = CASE WHEN ?4 THEN 0 ELSE unreachable_told END WHERE id = ?1";
+
+/* What the person is still owed at a new address, as new occasions ("edit-TIME"): the email
+ * that told them their place, and the joining link once its moment has passed. */
+static int requeue_owed(const admin_t *a, const registration_t *g, const char *email, long *ret_n)
+{
+        session_t s = { 0 };
+        char occasion[32];
+        kind_t told = g->status == REG_BOOKED ? KIND_CONFIRMATION
+                      : g->status == REG_WAITLISTED ? KIND_WAITLISTED : _KIND_INVALID;
+        int r;
+
+        *ret_n = 0;
+        r = db_session_get_plain(a->db, g->session_id, &s);
+        if (r <= 0)
+                return r;
+        snprintf(occasion, sizeof(occasion), "edit-%lld", (long long) a->now);
+        if (told >= 0 && (s.status == SESSION_OPEN || s.status == SESSION_CLOSED) && a->now < s.starts_at) {
+                r = outbox_queue(a->db, a->cfg, s.id, g->id, told, occasion, email, a->now);
+                if (r > 0)
+                        (*ret_n)++;
+                if (r >= 0 && g->status == REG_BOOKED && a->now >= plan_joining_at(a->cfg, s.starts_at)) {
+                        r = outbox_queue(a->db, a->cfg, s.id, g->id, KIND_JOINING_LINK, occasion, email, a->now);
+                        if (r > 0)
+                                (*ret_n)++;
+                }
+        }
+        session_clear(&s);
+        return r < 0 ? r : 0;
+}
+
+int admin_registration_edit(const admin_t *a, int64_t id, const char *name, const char *email,
+                            long *ret_queued, char **ret_why)
+{
+        registration_t g = { 0 };
+        sqlite3_stmt *st;
+        bool readdressed;
+        int r;
+
+        *ret_queued = 0;
+        if (name && !text_is_line(name))
+                return say(ADMIN_REFUSED, ret_why, "the name must be a non-empty single line");
+        if (email && !addr_valid(email))
+                return say(ADMIN_REFUSED, ret_why, "\"%s\" is not a valid email address", email);
+        r = db_begin(a->db);
+        if (r < 0)
+                return r;
+        r = db_registration_get(a->db, id, &g);
+        if (r == 0)
+                r = say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) id);
+        else if (r > 0 && !*g.email)
+                r = say(ADMIN_REFUSED, ret_why, "registration %lld was erased", (long long) id);
+        else if (r > 0)
+                r = 0;
+        if (r != 0)
+                goto out;
+        /* a new address; the same one typed again clears a bounce too (the mailbox was fixed) */
+        readdressed = email && (strcasecmp(email, g.email) != 0 || g.unreachable_at);
+        if (!(st = db_stmt(a->db, SQL_REG_EDIT))) {
+                r = -EIO;
+                goto out;
+        }
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, name ? name : g.name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, email ? email : g.email, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 4, readdressed);
+        r = db_step_done(st);
+        if (r == 0 && readdressed)
+                r = requeue_owed(a, &g, email, ret_queued);
+out:
+        registration_clear(&g);
+        return finish(a, r);
 }

@@ -92,20 +92,65 @@ typedef struct {
         size_t applied;         /* rows that changed something */
         char **notes;           /* "FILE:LINE: no registration for ADDR": rows that matched nobody */
         size_t n_notes;
+        size_t skipped;         /* bad rows of a source's export, each with a note */
 } import_report_t;
 void import_report_clear(import_report_t *r);
 
-/* FILE.csv with the header session_id,name,email[,registered_at]. */
+/* FILE.csv whose header names the columns session_id (or session: a session's ref), name,
+ * email, and optionally registered_at, ref, status and organisation, in any order. With a
+ * ref it is idempotent: a known ref adds nothing, and with status "cancelled" cancels. */
 int admin_import_registrations(const admin_t *a, const char *path, import_report_t *ret,
                                char **ret_why);
+
+/* The columns of a bookings export (meccd(8), THE HUB). */
+typedef enum import_col {
+        IMPORT_COL_REF,
+        IMPORT_COL_SESSION,        /* the session's ref */
+        IMPORT_COL_SESSION_ID,
+        IMPORT_COL_NAME,
+        IMPORT_COL_EMAIL,
+        IMPORT_COL_STATUS,
+        IMPORT_COL_REGISTERED_AT,
+        IMPORT_COL_ORGANISATION,
+        _IMPORT_COL_MAX,
+} import_col_t;
+/* The names a hand import's header uses. */
+extern const char *const import_column_names[_IMPORT_COL_MAX];
+
+typedef struct {
+        const char *header[_IMPORT_COL_MAX]; /* the header naming each column; NULL: none */
+        const char *const *cancelled;         /* status values that cancel (any case) */
+        size_t n_cancelled;
+        /* a source's export: other columns are not read, and a bad row is skipped with a
+         * note that quotes no value (it is logged); a hand import refuses the whole file */
+        bool skip_bad_rows;
+} import_bookings_t;
+
+/* Apply an export (buf, size; `where` names it in notes and errors) in one transaction. */
+int admin_import_bookings(const admin_t *a, const char *where, const char *buf, size_t size,
+                          const import_bookings_t *how, import_report_t *ret, char **ret_why);
 /* FILE.csv with the header email,completed_at. An address nobody registered with is a
  * note, not an error. */
 int admin_import_elearning(const admin_t *a, const char *path, import_report_t *ret,
                            char **ret_why);
 
+/* Whether a session other than id (0: a new one) has ref; "" is no ref. ADMIN_REFUSED with
+ * the sentence when taken or not a single line. */
+int admin_session_ref_check(const admin_t *a, int64_t id, const char *ref, char **ret_why);
+/* Record the hub's id for a session ("": none). */
+int admin_session_set_ref(const admin_t *a, int64_t id, const char *ref, char **ret_why);
+
+/* Correct a registration's name and/or address (NULL: unchanged). A new address (or the
+ * same one given again while it is unreachable) clears unreachable and queues what the
+ * person is still owed as new occasions: the confirmation (or the waiting-list email), and
+ * the joining link if its moment has passed; *ret_queued: how many. */
+int admin_registration_edit(const admin_t *a, int64_t id, const char *name, const char *email,
+                            long *ret_queued, char **ret_why);
+
 /* ---- the outbox ---------------------------------------------------------------------------- */
 
-/* Queue a failed email again, due now, as if never tried (it keeps its Message-ID). */
+/* Queue a failed email again, due now, as if never tried (it keeps its Message-ID). A retry
+ * means "try that address again": its registration is no longer unreachable. */
 int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why);
 /* Every failed email; *ret_n: how many. */
 int admin_retry_all_failed(const admin_t *a, long *ret_n);

@@ -224,6 +224,8 @@ void print_registration(ctl_t *x, const registration_t *g)
                         fputs("null", stdout);
                 fputs(",\"organisation\":", stdout);
                 json_str(g->organisation);
+                printf(",\"unreachable\":%s,\"unreachable_reason\":", g->unreachable_at ? "true" : "false");
+                json_str(g->unreachable_reason);
                 putchar('}');
                 json_end(x);
                 return;
@@ -367,6 +369,7 @@ void print_status(ctl_t *x, const health_t *h)
                        h->open_sessions, h->seats_left, h->unprocessed, h->queued, h->overdue, h->failed,
                        h->held_back);
                 json_time(h->last_scan_at);
+                printf(",\"unreachable\":%ld", h->unreachable);
                 putchar('}');
                 json_end(x);
                 return;
@@ -378,4 +381,8 @@ void print_status(ctl_t *x, const health_t *h)
         printf("outbox:            %ld queued, %ld failed%s\n", h->queued, h->failed,
                h->failed ? " (see: meccctl outbox list --status failed)" : "");
         printf("last scan:         %s\n", h->last_scan_at ? local_time(h->last_scan_at, a, sizeof(a)) : "never");
+        if (h->unreachable)
+                printf("unreachable:       %ld registration%s of sessions to come"
+                       " (see: meccctl registrations list --unreachable)\n", h->unreachable,
+                       plural(h->unreachable, "s"));
 }

@@ -12,7 +12,11 @@ static const struct option register_opts[] = {
         { "organisation", required_argument, NULL, 'o' },
         {}
 };
-static const struct option list_opts[] = { { "session", required_argument, NULL, 's' }, {} };
+static const struct option list_opts[] = {
+        { "session", required_argument, NULL, 's' },
+        { "unreachable", no_argument, NULL, 'u' },
+        {}
+};
 
 static int cmd_register(ctl_t *x, int argc, char **argv)
 {
@@ -85,21 +89,72 @@ static int print_one(const registration_t *g, void *userdata)
         return 0;
 }
 
+static int print_unreachable(const registration_t *g, void *userdata)
+{
+        ctl_t *x = userdata;
+
+        if (!g->unreachable_at)
+                return 0;
+        print_registration(x, g);
+        if (!x->json)
+                printf("      bounced: %s\n", g->unreachable_reason ? g->unreachable_reason : "(no reason given)");
+        return 0;
+}
+
 static int cmd_list(ctl_t *x, int argc, char **argv)
 {
+        bool unreachable = false;
         int64_t sid = 0;
         int c, r;
 
         optind = 0; /* 0: glibc starts a fresh scan */
         while ((c = ctl_getopt(x, argc, argv)) >= 0)
-                if (c != 's' || !ctl_parse_id(optarg, &sid))
+                if (c == 'u')
+                        unreachable = true;
+                else if (c != 's' || !ctl_parse_id(optarg, &sid))
                         return ctl_usage(x);
         if (optind != argc)
                 return ctl_usage(x);
         ctl_list_begin(x, print_registration_header);
-        r = report_registrations(x->db, sid, print_one, x);
+        r = report_registrations(x->db, sid, unreachable ? print_unreachable : print_one, x);
         ctl_list_end(x, NULL);
         return ctl_result(x, r, NULL);
+}
+
+static const struct option edit_opts[] = {
+        { "name", required_argument, NULL, 'n' },
+        { "email", required_argument, NULL, 'e' },
+        {}
+};
+
+static int cmd_edit(ctl_t *x, int argc, char **argv)
+{
+        const char *name = NULL, *email = NULL;
+        char *why = NULL;
+        long queued = 0;
+        int64_t id;
+        int c, r;
+
+        optind = 0; /* 0: glibc starts a fresh scan */
+        while ((c = ctl_getopt(x, argc, argv)) >= 0) {
+                if (c == 'n')
+                        name = optarg;
+                else if (c == 'e')
+                        email = optarg;
+                else
+                        return ctl_usage(x);
+        }
+        if (optind != argc - 1 || (!name && !email))
+                return ctl_usage(x);
+        if (!ctl_parse_id(argv[optind], &id))
+                return ctl_fail(EX_USAGE, "\"%s\" is not a registration id", argv[optind]);
+        r = admin_registration_edit(&x->admin, id, name, email, &queued, &why);
+        if (r == 0 && !x->json)
+                printf("registration %lld updated%s%ld email%s queued again\n", (long long) id,
+                       queued ? "; " : "", queued, queued == 1 ? "" : "s");
+        r = ctl_result(x, r, why);
+        free(why);
+        return r;
 }
 
 static const char *plural(size_t n, const char *many)
@@ -154,9 +209,10 @@ const ctl_verb_t ctl_registration_verbs[] = {
         { "register", NULL, cmd_register, register_opts, "SESSION_ID --name NAME --email EMAIL [--organisation ORG]" },
         { "cancel", NULL, cmd_cancel, NULL, "REGISTRATION_ID" },
         { "elearning-done", NULL, cmd_elearning_done, NULL, "REGISTRATION_ID|EMAIL" },
-        { "registrations", "list", cmd_list, list_opts, "[--session ID]" },
+        { "registration", "edit", cmd_edit, edit_opts, "REGISTRATION_ID [--email ADDR] [--name NAME]" },
+        { "registrations", "list", cmd_list, list_opts, "[--session ID] [--unreachable]" },
         { "import", "registrations", cmd_import_registrations, NULL,
-          "FILE.csv   (header: session_id,name,email[,registered_at])" },
+          "FILE.csv   (header: session_id|session,name,email[,registered_at,ref,status,organisation])" },
         { "import", "elearning", cmd_import_elearning, NULL, "FILE.csv       (header: email,completed_at)" },
         {}
 };

@@ -15,13 +15,15 @@
         { "elearning-url", required_argument, NULL, 'l' },              \
         { "trainer", required_argument, NULL, 'r' },                    \
         { "closes", required_argument, NULL, 'x' },                     \
-        { "course", required_argument, NULL, 'C' }
+        { "course", required_argument, NULL, 'C' },                    \
+        { "ref", required_argument, NULL, 'R' }
 
 static const struct option add_opts[] = { SESSION_OPTS, { "force", no_argument, NULL, 'f' }, {} };
 static const struct option edit_opts[] = { SESSION_OPTS, {} };
 
 typedef struct {
         const char *title, *start, *end, *capacity, *join_url, *elearning_url, *trainer, *closes, *course;
+        const char *ref; /* the hub's id for the event: set on its own (admin_session_set_ref) */
         bool force;
 } session_args_t;
 
@@ -42,6 +44,7 @@ static int parse_args(const ctl_t *x, int argc, char **argv, session_args_t *a)
                 case 'x': a->closes = optarg; break;
                 case 'C': a->course = optarg; break;
                 case 'f': a->force = true; break;
+                case 'R': a->ref = optarg; break;
                 default: return EX_USAGE;
                 }
         }
@@ -113,7 +116,24 @@ static int cmd_add(ctl_t *x, int argc, char **argv)
         r = to_fields(&a, &f);
         if (r)
                 return r;
+        /* checked first, so a taken ref adds nothing */
+        if (a.ref && (r = admin_session_ref_check(&x->admin, 0, a.ref, &why)) != 0) {
+                r = ctl_result(x, r, why);
+                free(why);
+                return r;
+        }
         r = admin_session_add(&x->admin, &f, a.force, &id, &why);
+        if (r == 0 && a.ref) {
+                char *why2 = NULL;
+                int q = admin_session_set_ref(&x->admin, id, a.ref, &why2);
+
+                if (q != 0) {
+                        free(why);
+                        why = why2;
+                        r = q;
+                } else
+                        free(why2);
+        }
         if (r == ADMIN_NEEDS_FORCE)
                 r = ctl_fail(EX_DATAERR, "%s; nothing was added (--force adds it all the same)",
                              why ? why : "the session is not bookable");
@@ -204,9 +224,11 @@ static int cmd_edit(ctl_t *x, int argc, char **argv)
                 return ctl_usage(x);
         if ((r = session_id(argv[optind], &id)) || (r = to_fields(&a, &f)))
                 return r;
-        if (!f.given)
+        if (!f.given && !a.ref)
                 return ctl_fail(EX_USAGE, "session edit: nothing to change; give at least one option");
-        r = admin_session_edit(&x->admin, id, &f, &told, &why);
+        r = a.ref ? admin_session_set_ref(&x->admin, id, a.ref, &why) : 0;
+        if (r == 0 && f.given)
+                r = admin_session_edit(&x->admin, id, &f, &told, &why);
         if (r == 0 && !x->json)
                 printf("session %lld updated%s\n", (long long) id,
                        told ? "; those already emailed will be told at the next scan" : "");
@@ -247,12 +269,12 @@ static int cmd_close(ctl_t *x, int argc, char **argv)
 const ctl_verb_t ctl_session_verbs[] = {
         { "session", "add", cmd_add, add_opts,
           "--title T --start TIME --end TIME --capacity N\n"
-          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]\n[--course NAME] [--force]" },
+          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]\n[--course NAME] [--ref REF] [--force]" },
         { "session", "list", cmd_list, list_opts, "[--course NAME]" },
         { "session", "show", cmd_show, NULL, "ID" },
         { "session", "edit", cmd_edit, edit_opts,
           "ID [--title T] [--start TIME] [--end TIME] [--capacity N]\n"
-          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]\n[--course NAME]" },
+          "[--join-url U] [--elearning-url U] [--trainer EMAIL] [--closes TIME]\n[--course NAME] [--ref REF]" },
         { "session", "cancel", cmd_cancel, NULL, "ID" },
         { "session", "close", cmd_close, NULL, "ID" },
         {}

@@ -127,6 +127,22 @@ static const char *const migrations[] = {
         "ALTER TABLE registrations ADD COLUMN attended INTEGER;"
         "ALTER TABLE registrations ADD COLUMN attended_minutes INTEGER;"
         "ALTER TABLE sessions ADD COLUMN attendance_requested INTEGER NOT NULL DEFAULT 0;",
+        /* The edges (meccd(8), BOUNCES and THE HUB): a registration whose address the mail
+         * system refused for good, with the server's reason, until an admin puts it right
+         * (unreachable_told: the coordinators were told); what each hub source last gave;
+         * the POP3 messages already looked at. */
+        "ALTER TABLE registrations ADD COLUMN unreachable_at INTEGER;"
+        "ALTER TABLE registrations ADD COLUMN unreachable_reason TEXT;"
+        "ALTER TABLE registrations ADD COLUMN unreachable_told INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX registrations_unreachable ON registrations(unreachable_told)"
+        "  WHERE unreachable_at IS NOT NULL;"
+        "CREATE TABLE sources("
+        "  name TEXT PRIMARY KEY,"
+        "  etag TEXT, last_modified TEXT,"
+        "  last_attempt_at INTEGER, last_good_at INTEGER,"
+        "  applied INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0,"
+        "  last_error TEXT) WITHOUT ROWID;"
+        "CREATE TABLE bounce_seen(uidl TEXT PRIMARY KEY, seen_at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 int db_errno(int rc)
@@ -638,7 +654,8 @@ void session_clear(session_t *s)
 static const char SQL_REG_GET[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
         " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref,"
-        " ifnull(attended, -1), ifnull(attended_minutes, -1)"
+        " ifnull(attended, -1), ifnull(attended_minutes, -1),"
+        " ifnull(unreachable_at, 0), unreachable_reason"
         " FROM registrations WHERE id = ?";
 
 /* Fill *ret from the columns of SQL_REG_GET's select list. 0 or -ENOMEM. */
@@ -659,6 +676,8 @@ static int registration_from_row(sqlite3_stmt *st, registration_t *ret)
         g.ref = db_col_text(st, 10);
         g.attended = sqlite3_column_int(st, 11);
         g.attended_minutes = sqlite3_column_int64(st, 12);
+        g.unreachable_at = sqlite3_column_int64(st, 13);
+        g.unreachable_reason = db_col_text(st, 14);
         if (!g.name || !g.email || g.status < 0) {
                 registration_clear(&g);
                 return -ENOMEM;
@@ -685,7 +704,8 @@ int db_registration_get(db_t *db, int64_t id, registration_t *ret)
 static const char SQL_BOOKED_BY_NAME[] =
         "SELECT id, session_id, name, email, status, token, registered_at,"
         " ifnull(elearning_done_at, 0), ifnull(booked_at, 0), organisation, ref,"
-        " ifnull(attended, -1), ifnull(attended_minutes, -1) FROM registrations"
+        " ifnull(attended, -1), ifnull(attended_minutes, -1),"
+        " ifnull(unreachable_at, 0), unreachable_reason FROM registrations"
         " WHERE session_id = ?1 AND status = ?2 ORDER BY name, id";
 
 int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t *ret_n)
@@ -790,5 +810,6 @@ void registration_clear(registration_t *r)
         free(r->token);
         free(r->organisation);
         free(r->ref);
+        free(r->unreachable_reason);
         memset(r, 0, sizeof(*r));
 }

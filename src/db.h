@@ -83,6 +83,8 @@ typedef struct {
         int64_t registered_at, elearning_done_at, booked_at; /* 0: absent */
         int attended;             /* 1 came, 0 did not, -1 nobody has said */
         int64_t attended_minutes; /* -1: not known */
+        int64_t unreachable_at;   /* 0: reachable; else when the address was refused for good */
+        char *unreachable_reason; /* the server's words, or NULL */
 } registration_t;
 
 /* 1 found, 0 no such row, negative errno. With the booked and waitlisted counts. */

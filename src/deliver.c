@@ -263,6 +263,9 @@ static outbox_outcome_t judge(deliver_t *d, const outbox_row_t *w, const smtp_re
                 d->stats.failed++;
                 outbox_log(LOG_WARNING, MID_MAIL_FAILED, w, "refused by the relay", res->reply);
                 o.status = MAIL_FAILED;
+                /* a 5xx to RCPT refuses the address itself (meccd(8), BOUNCES) */
+                if (res->at_rcpt && w->registration_id)
+                        o.unreachable = w->registration_id;
                 break;
         default:
                 if (res->outcome == SMTP_UNREACHABLE)

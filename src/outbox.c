@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "journal.h"
 #include "outbox.h"
 #include "plan.h"
+#include "text.h"
 
 /* ---- queueing ------------------------------------------------------------------------ */
 
@@ -107,6 +109,10 @@ const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_
                 r = "the address was erased";
         else if (registration_id && g.status == REG_CANCELLED)
                 r = "the registration was cancelled";
+        else if (registration_id && g.unreachable_at)
+                r = OUTBOX_BOUNCED;
+        else if (registration_id && !k->to_session && strcasecmp(recipient, g.email) != 0)
+                r = "the address was changed";
         else if ((k->drop & DROP_SESSION_CANCELLED) && s.status == SESSION_CANCELLED)
                 r = "the session was cancelled";
         else if ((k->drop & DROP_AT_START) && now >= s.starts_at)
@@ -256,8 +262,12 @@ void outbox_log(int prio, const char *mid, const outbox_row_t *w, const char *wh
         log_ctx_t ctx = { .message_id = mid, .session = w->session_id,
                           .registration = w->registration_id, .outbox = w->id, .kind = kind };
 
+        /* a relay's reply often quotes the address: the journal names nobody */
+        char *told = why ? text_redact_addresses(why) : NULL;
+
         log_ctx(prio, &ctx, "%s email %lld %s%s%s", kind ? kind : "unknown", (long long) w->id, what,
-                why ? ": " : "", why ? why : "");
+                why ? ": " : "", why ? (told ? told : "(reply not shown)") : "");
+        free(told);
 }
 
 /* Expire, or render: 1 ready to send, 0 settled here (expired or failed), <0 error. */
@@ -272,6 +282,15 @@ static int prepare(db_t *db, const config_t *c, const templates_t *t, int64_t no
         char *err = NULL;
         int r;
 
+        if (why == OUTBOX_BOUNCED) {
+                /* not expired: it was still owed, and could not go */
+                stats->failed++;
+                outbox_log(LOG_NOTICE, MID_MAIL_FAILED, w, "not sent", why);
+                o.status = MAIL_FAILED;
+                o.error = (char *) why;
+                r = record_one(db, &o);
+                return r < 0 ? r : 0;
+        }
         if (why) {
                 stats->expired++;
                 outbox_log(LOG_INFO, MID_MAIL_EXPIRED, w, "dropped", why);
@@ -384,8 +403,12 @@ int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now,
         int r;
 
         r = db_begin(db);
-        for (size_t i = 0; r >= 0 && i < n_outcomes; i++)
+        for (size_t i = 0; r >= 0 && i < n_outcomes; i++) {
                 r = record_one(db, &outcomes[i]);
+                if (r >= 0 && outcomes[i].unreachable)
+                        r = outbox_mark_unreachable(db, outcomes[i].unreachable, outcomes[i].error,
+                                                    outcomes[i].at);
+        }
         for (size_t i = 0; r >= 0 && i < n_release; i++) {
                 sqlite3_stmt *st = db_stmt(db, SQL_RELEASE);
 
@@ -534,4 +557,38 @@ int outbox_any_due(db_t *db, int64_t now)
         r = db_step(st);
         sqlite3_reset(st);
         return r;
+}
+
+/* ---- unreachable addresses (meccd(8), BOUNCES) ---------------------------------------------- */
+
+const char OUTBOX_BOUNCED[] = "address bounced";
+
+/* Set once: the first refusal's reason is the one the coordinators are told. */
+static const char SQL_UNREACHABLE[] =
+        "UPDATE registrations SET unreachable_at = ?2, unreachable_reason = ?3, unreachable_told = 0"
+        " WHERE id = ?1 AND unreachable_at IS NULL AND email <> ''";
+static const char SQL_FAIL_QUEUED[] =
+        "UPDATE outbox SET status = 'failed', last_error = ?2"
+        " WHERE registration_id = ?1 AND status = 'queued' AND sending = 0";
+
+int outbox_mark_unreachable(db_t *db, int64_t registration_id, const char *reason, int64_t now)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_UNREACHABLE);
+        int r, changed;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, registration_id);
+        sqlite3_bind_int64(st, 2, now);
+        db_bind_text(st, 3, reason);
+        r = db_step_done(st);
+        if (r < 0)
+                return r;
+        changed = sqlite3_changes(db_handle(db)) > 0;
+        if (!(st = db_stmt(db, SQL_FAIL_QUEUED)))
+                return -EIO;
+        sqlite3_bind_int64(st, 1, registration_id);
+        sqlite3_bind_text(st, 2, OUTBOX_BOUNCED, -1, SQLITE_STATIC);
+        r = db_step_done(st);
+        return r < 0 ? r : changed;
 }

@@ -26,6 +26,14 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
 const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
                          kind_t kind, const char *recipient, int64_t now);
 
+/* outbox_stale()'s reason for an unreachable registration: such rows become failed, not
+ * expired (compare by address). */
+extern const char OUTBOX_BOUNCED[];
+
+/* Mark a registration unreachable (the first reason is kept) and fail its queued emails
+ * ("address bounced"); its place is kept. 1 newly unreachable, 0 already, <0 error. */
+int outbox_mark_unreachable(db_t *db, int64_t registration_id, const char *reason, int64_t now);
+
 /* Gather what the email `key` speaks of as of `now` and render it (delivery, and `meccctl
  * preview`). -ENOENT when the session or registration is gone, -EINVAL (with *ret_err when
  * a template is at fault) when it cannot be built. Caller owns *ret. */
@@ -56,6 +64,7 @@ typedef struct {
         bool attempted;            /* it counts as an attempt */
         int64_t at;                /* sent_at for MAIL_SENT, next_attempt_at for MAIL_QUEUED */
         char *error;               /* owned; NULL for none */
+        int64_t unreachable;       /* a registration whose address the relay refused for good */
 } outbox_outcome_t;
 void outbox_outcome_clear(outbox_outcome_t *o);
 

@@ -51,6 +51,7 @@ typedef struct {
         bool scanning;                  /* a scan ran within three scan intervals and a minute */
         bool healthy;                   /* scanning, nothing failed, nothing overdue, none held back */
         long held_back;                 /* sessions with a problem (report_held_back names them) */
+        long unreachable;               /* registrations of sessions to come whose address bounced */
 } health_t;
 
 int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret);

@@ -109,6 +109,7 @@ static void classify(slot_t *s, CURLcode cc, smtp_result_t *ret)
         else
                 snprintf(ret->reply, sizeof(ret->reply), "%s",
                          s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc));
+        ret->at_rcpt = strcmp(s->command, "RCPT") == 0;
         if (code >= 500 && code < 600)
                 ret->outcome = recipient_stage(s->command) ? SMTP_PERMANENT : SMTP_UNREACHABLE;
         else if (code >= 400 && code < 500)

@@ -19,6 +19,7 @@ typedef struct {
         smtp_outcome_t outcome;
         long code;        /* the server's reply code, 0 if none */
         char reply[512];  /* the server's first error reply, or libcurl's reason */
+        bool at_rcpt;     /* the reply refused RCPT: the address, not the message */
 } smtp_result_t;
 
 typedef void (*smtp_done_fn)(void *userdata, const smtp_result_t *res);

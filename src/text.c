@@ -144,3 +144,63 @@ out:
         close(fd);
         return r;
 }
+
+static bool local_char(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               (c && strchr("!#$%&'*+/=?^_`{|}~.-", c)) || (unsigned char) c >= 0x80;
+}
+
+static bool domain_char(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '-' || c == '.' || c == '[' || c == ']' || c == ':' || (unsigned char) c >= 0x80;
+}
+
+char *text_redact_addresses(const char *s)
+{
+        size_t n = s ? strlen(s) : 0, o = 0, i = 0;
+        /* "[address]" is never longer than what it replaces plus its 9 bytes per '@' */
+        size_t cap = n + 1;
+        char *ret;
+
+        for (size_t k = 0; k < n; k++)
+                cap += s[k] == '@' ? 9 : 0;
+        if (!(ret = malloc(cap)))
+                return NULL;
+        while (i < n) {
+                size_t at, l, e;
+
+                if (s[i] != '@') {
+                        ret[o++] = s[i++];
+                        continue;
+                }
+                at = i;
+                /* back over the local part already copied: bare, or a quoted string */
+                l = o;
+                if (l > 0 && ret[l - 1] == '"') {
+                        size_t q = l - 1;
+
+                        while (q > 0 && ret[q - 1] != '"')
+                                q--;
+                        l = q > 0 ? q - 1 : l;
+                } else
+                        while (l > 0 && local_char(ret[l - 1]))
+                                l--;
+                for (e = at + 1; e < n && domain_char(s[e]); e++)
+                        ;
+                /* a domain ends before a trailing dot or colon ("... to a@b.org." or "a@b:") */
+                while (e > at + 1 && (s[e - 1] == '.' || s[e - 1] == ':'))
+                        e--;
+                if (l == o || e == at + 1) {
+                        ret[o++] = s[i++];
+                        continue;
+                }
+                o = l;
+                memcpy(ret + o, "[address]", 9);
+                o += 9;
+                i = e;
+        }
+        ret[o] = '\0';
+        return ret;
+}

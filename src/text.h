@@ -13,6 +13,11 @@ bool text_is_url(const char *s);
  * name is shown on one line wherever it goes. NULL reads as "". Caller frees; NULL on OOM. */
 char *text_one_line(const char *s);
 
+/* A copy of server text (a relay's reply, a bounce's diagnostic) with every email address
+ * in it, bare, in angle brackets or with a quoted local part, replaced by "[address]": the
+ * journal names nobody. NULL reads as "". Caller frees; NULL on OOM. */
+char *text_redact_addresses(const char *s);
+
 /* The UTF-8 sequence at the start of s[0..n): its length, with its code point in *ret_cp
  * (if not NULL); 0 when there is no well-formed one (RFC 3629: no overlong form, no
  * surrogate, nothing above U+10FFFF), *ret_cp then untouched. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "outbox.h"
 #include "clock.h"
 #include "config.h"
 #include "db.h"
@@ -521,7 +522,7 @@ static void test_import_registrations_is_all_or_nothing(void **state)
 
         path = write_file(e, "header.csv", "sid,name,email\n");
         assert_int_equal(admin_import_registrations(&e->a, path, &rep, &e->why), ADMIN_REFUSED);
-        expect_why(e, ":1: the header must be");
+        expect_why(e, ":1: the header must name the columns");
         free(path);
         path = write_file(e, "empty.csv", "");
         assert_int_equal(admin_import_registrations(&e->a, path, &rep, &e->why), ADMIN_REFUSED);
@@ -606,6 +607,111 @@ static void test_retry_resets_only_failed(void **state)
         assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE status = 'sent' AND attempts = 3"), 1);
 }
 
+/* SPEC 15: the hub's export imported twice changes nothing; a known ref now cancelled
+ * cancels; a session named by its ref. */
+static void test_import_bookings_by_ref_is_idempotent(void **state)
+{
+        env_t *e = *state;
+        int64_t sid = add_session(e);
+        import_report_t rep = { 0 };
+        char *path;
+
+        assert_int_equal(admin_session_set_ref(&e->a, sid, "EV-7", &e->why), 0);
+        assert_int_equal(admin_session_set_ref(&e->a, add_session(e), "EV-7", &e->why), ADMIN_REFUSED);
+        expect_why(e, "already has the ref \"EV-7\"");
+        path = write_file(e, "hub.csv", "ref,session,name,email,status,organisation\n"
+                          "B1,EV-7,Ann,ann@example.org,Confirmed,Age UK\n"
+                          "B2,EV-7,Bob,bob@example.org,,\n"
+                          "B3,EV-7,Cy,cy@example.org,cancelled,\n");
+        assert_int_equal(admin_import_registrations(&e->a, path, &rep, &e->why), 0);
+        assert_int_equal(rep.applied, 2);
+        import_report_clear(&rep);
+        assert_int_equal(admin_import_registrations(&e->a, path, &rep, &e->why), 0);
+        assert_int_equal(rep.applied, 0);
+        import_report_clear(&rep);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM registrations"), 2);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM registrations WHERE organisation = 'Age UK'"
+                                      " AND ref = 'B1' AND session_id = %lld", (long long) sid), 1);
+        free(path);
+
+        path = write_file(e, "hub2.csv", "ref,session,name,email,status\n"
+                          "B1,EV-7,Ann,ann@example.org,Cancelled\n"
+                          "B2,EV-7,Bob,bob@example.org,\n");
+        assert_int_equal(admin_import_registrations(&e->a, path, &rep, &e->why), 0);
+        assert_int_equal(rep.applied, 1);
+        import_report_clear(&rep);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM registrations WHERE ref = 'B1' AND status = 'cancelled'"), 1);
+        free(path);
+
+        path = write_file(e, "bad.csv", "ref,session,name,email\nB4,EV-7,Di,di@example.org\nB5,EV-9,Ed,ed@example.org\n");
+        assert_int_equal(admin_import_registrations(&e->a, path, &rep, &e->why), ADMIN_REFUSED);
+        expect_why(e, ":3: no session has the ref \"EV-9\"; nothing was imported");
+        assert_int_equal(int_query(e, "SELECT count(*) FROM registrations"), 2);
+        free(path);
+}
+
+/* A source skips a bad row (the note quotes no address) and applies the rest. */
+static void test_import_bookings_skips_bad_rows_of_a_source(void **state)
+{
+        env_t *e = *state;
+        int64_t sid = add_session(e);
+        static const char *const cancelled[] = { "Cancelled", "Refunded" };
+        import_bookings_t how = { .cancelled = cancelled, .n_cancelled = 2, .skip_bad_rows = true };
+        static const char csv[] = "Booking ref,Event ID,Name,Email,Status,Booked on,Extra\n"
+                                  "H1,EV-1,Ann,ann@example.org,Paid,2026-07-30 10:00,x\n"
+                                  "H2,EV-1,Bob,bob at example.org,Paid,,x\n"
+                                  "H3,EV-2,Cy,cy@example.org,Paid,,x\n"
+                                  "H4,EV-1,Di,di@example.org,Refunded,,x\n";
+        import_report_t rep = { 0 };
+
+        how.header[IMPORT_COL_REF] = "Booking ref";
+        how.header[IMPORT_COL_SESSION] = "Event ID";
+        how.header[IMPORT_COL_NAME] = "Name";
+        how.header[IMPORT_COL_EMAIL] = "Email";
+        how.header[IMPORT_COL_STATUS] = "Status";
+        how.header[IMPORT_COL_REGISTERED_AT] = "Booked on";
+        assert_int_equal(admin_session_set_ref(&e->a, sid, "EV-1", &e->why), 0);
+        assert_int_equal(admin_import_bookings(&e->a, "source hub", csv, sizeof(csv) - 1, &how, &rep, &e->why), 0);
+        assert_int_equal(rep.applied, 1);
+        assert_int_equal(rep.skipped, 2);
+        assert_int_equal(rep.n_notes, 2);
+        assert_string_equal(rep.notes[0], "source hub:3: no valid email address; row skipped");
+        assert_string_equal(rep.notes[1], "source hub:4: no session has the ref \"EV-2\"; row skipped");
+        assert_int_equal(int_query(e, "SELECT registered_at FROM registrations WHERE ref = 'H1'"), at("2026-07-30 10:00"));
+        import_report_clear(&rep);
+        assert_int_equal(admin_import_bookings(&e->a, "source hub", "Name\n", 5, &how, &rep, &e->why), ADMIN_REFUSED);
+        expect_why(e, "source hub:1: the header must name the columns Event ID, Name and Email; nothing was imported");
+}
+
+/* SPEC 14: a new address clears unreachable and queues what is still owed, anew. */
+static void test_registration_edit_puts_an_address_right(void **state)
+{
+        env_t *e = *state;
+        int64_t sid = add_session(e), id = add_reg(e, sid, "Ann", "ann@exmaple.org");
+        long queued = -1;
+
+        sql(e, "UPDATE registrations SET status = 'booked' WHERE id = %lld", (long long) id);
+        assert_int_equal(outbox_queue(e->db, &e->c, sid, id, KIND_CONFIRMATION, "", "ann@exmaple.org", e->a.now), 1);
+        assert_int_equal(outbox_queue(e->db, &e->c, sid, id, KIND_ELEARNING_REMINDER, "10d", "ann@exmaple.org", e->a.now), 1);
+        assert_int_equal(outbox_mark_unreachable(e->db, id, "550 5.1.1 <ann@exmaple.org>: unknown", e->a.now), 1);
+        assert_int_equal(outbox_mark_unreachable(e->db, id, "again", e->a.now), 0);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE status = 'failed' AND last_error = 'address bounced'"), 2);
+        assert_int_equal(reg_status(e, id), REG_BOOKED); /* the place is kept */
+
+        assert_int_equal(admin_registration_edit(&e->a, id, NULL, "bad address", &queued, &e->why), ADMIN_REFUSED);
+        assert_int_equal(admin_registration_edit(&e->a, 999, "X", NULL, &queued, &e->why), ADMIN_NOT_FOUND);
+        e->a.now = at("2026-09-22 10:00"); /* the joining link's moment has passed */
+        assert_int_equal(admin_registration_edit(&e->a, id, "Ann Smith", "ann@example.org", &queued, &e->why), 0);
+        assert_int_equal(queued, 2);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM registrations WHERE unreachable_at IS NULL"
+                                      " AND email = 'ann@example.org' AND name = 'Ann Smith'"), 1);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE status = 'queued' AND recipient = 'ann@example.org'"
+                                      " AND kind IN ('confirmation', 'joining_link') AND occasion LIKE 'edit-%%'"), 2);
+        /* a name alone queues nothing */
+        assert_int_equal(admin_registration_edit(&e->a, id, "Ann B. Smith", NULL, &queued, &e->why), 0);
+        assert_int_equal(queued, 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -623,6 +729,9 @@ int main(void)
                 T(test_import_registrations_is_all_or_nothing),
                 T(test_import_elearning_notes_who_is_unknown),
                 T(test_retry_resets_only_failed),
+                T(test_import_bookings_by_ref_is_idempotent),
+                T(test_import_bookings_skips_bad_rows_of_a_source),
+                T(test_registration_edit_puts_an_address_right),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

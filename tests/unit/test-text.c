@@ -194,6 +194,36 @@ static void test_read_file_refuses_what_is_not_a_file(void **state)
         assert_ptr_equal(s, (char *) 0x1); /* untouched on failure */
 }
 
+static void test_redact_addresses(void **state)
+{
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "550 5.1.1 <someone@example.org>: Recipient address rejected: User unknown",
+                  "550 5.1.1 <[address]>: Recipient address rejected: User unknown" },
+                { "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found", "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found" },
+                { "smtp; 550 5.1.1 The email account that you tried to reach does not exist: jo.bloggs+mecc@mail.example.co.uk.",
+                  "smtp; 550 5.1.1 The email account that you tried to reach does not exist: [address]." },
+                { "rfc822;\"Ann Smith\"@example.org and b@[192.0.2.1]", "rfc822;[address] and [address]" },
+                { "451 4.7.1 greylisted, try again", "451 4.7.1 greylisted, try again" },
+                { "at @ sign, trailing@ and @leading", "at @ sign, trailing@ and @leading" },
+                { "Zo\xc3\xab@exampl\xc3\xa9.org: no", "[address]: no" },
+                { "", "" },
+        };
+        char *s;
+
+        (void) state;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                s = text_redact_addresses(cases[i].in);
+                assert_non_null(s);
+                assert_string_equal(s, cases[i].out);
+                free(s);
+        }
+        s = text_redact_addresses(NULL);
+        assert_string_equal(s, "");
+        free(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -202,6 +232,7 @@ int main(void)
                 cmocka_unit_test(test_utf8_valid),
                 cmocka_unit_test(test_line_and_url),
                 cmocka_unit_test(test_one_line),
+                cmocka_unit_test(test_redact_addresses),
                 cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_read_file_refuses_what_is_not_a_file, setup,
                                                 teardown),
