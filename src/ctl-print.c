@@ -318,10 +318,29 @@ static void print_verdict(const ctl_t *x, const health_t *h)
                        plural(h->overdue, "s"));
                 sep = "; ";
         }
-        if (h->failed)
+        if (h->failed) {
                 printf("%s%ld email%s failed", sep, h->failed, plural(h->failed, "s"));
+                sep = "; ";
+        }
+        if (h->relay_problem[0]) {
+                printf("%s%s", sep, h->relay_problem);
+                sep = "; ";
+        }
+        if (h->db_problem[0]) {
+                printf("%s%s", sep, h->db_problem);
+                sep = "; ";
+        }
+        if (h->held_sessions) {
+                printf("%s%ld session%s held back (session %lld: %s)", sep, h->held_sessions,
+                       plural(h->held_sessions, "s"), (long long) h->held_id, h->held_problem);
+                sep = "; ";
+        }
+        if (h->stuck)
+                printf("%s%ld new registration%s the last scan left unprocessed", sep, h->stuck,
+                       plural(h->stuck, "s"));
         putchar('\n');
 }
+
 
 void print_status(ctl_t *x, const health_t *h)
 {
@@ -334,6 +353,14 @@ void print_status(ctl_t *x, const health_t *h)
                        "\"failed\":%ld,\"last_scan_at\":", h->healthy ? "true" : "false", h->open_sessions,
                        h->seats_left, h->unprocessed, h->queued, h->overdue, h->failed);
                 json_time(h->last_scan_at);
+                fputs(",\"relay_problem\":", stdout);
+                json_str(h->relay_problem[0] ? h->relay_problem : NULL);
+                fputs(",\"relay_problem_at\":", stdout);
+                json_time(h->relay_problem_at);
+                printf(",\"stuck_registrations\":%ld,\"held_sessions\":%ld,\"invalid_registrations\":%ld",
+                       h->stuck, h->held_sessions, h->invalid);
+                fputs(",\"database_problem\":", stdout);
+                json_str(h->db_problem[0] ? h->db_problem : NULL);
                 putchar('}');
                 json_end(x);
                 return;
@@ -345,4 +372,10 @@ void print_status(ctl_t *x, const health_t *h)
         printf("outbox:            %ld queued, %ld failed%s\n", h->queued, h->failed,
                h->failed ? " (see: meccctl outbox list --status failed)" : "");
         printf("last scan:         %s\n", h->last_scan_at ? local_time(h->last_scan_at, a, sizeof(a)) : "never");
+        if (h->relay_problem[0])
+                printf("relay:             %s (since %s; fix it, then: meccctl outbox flush)\n",
+                       h->relay_problem, local_time(h->relay_problem_at, a, sizeof(a)));
+        if (h->invalid)
+                printf("invalid:           %ld registration%s refused (%s)\n", h->invalid,
+                       plural(h->invalid, "s"), h->invalid_reasons);
 }

@@ -528,6 +528,18 @@ int db_meta_set(db_t *db, const char *key, const char *value)
         return db_step_done(st);
 }
 
+int64_t db_data_version(db_t *db)
+{
+        sqlite3_stmt *st = db_stmt(db, "PRAGMA data_version");
+        int64_t v = -1;
+
+        if (st && db_step(st) == 1)
+                v = sqlite3_column_int64(st, 0);
+        if (st)
+                sqlite3_reset(st);
+        return v;
+}
+
 char *db_meta_get(db_t *db, const char *key)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_META_GET);

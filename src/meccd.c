@@ -36,6 +36,9 @@
 #define DAEMON_BUSY_TIMEOUT_MS 100
 /* While another meccd holds the database at start: look again this often, in seconds. */
 #define LOCK_RETRY_SEC 1
+/* How often the daemon looks whether meccctl asked for delivery now (outbox flush, retry):
+ * a look is one PRAGMA data_version unless the database changed. */
+#define WATCH_USEC (1 * USEC_PER_SEC)
 
 typedef struct {
         const char *config_path;
@@ -48,6 +51,9 @@ typedef struct {
         sd_event *event;
         sd_event_source *timer, *grace;
         sd_event_source *more;  /* the rest of a scan too long for one turn of the loop */
+        sd_event_source *watch; /* looks for meccctl's "deliver now" */
+        int64_t data_version;   /* the database's, at the last look */
+        char *wanted;           /* meta deliver_wanted at the last look */
         int64_t next_scan;      /* Unix seconds, for the status line */
         int64_t scan_now;       /* the moment the scan under way judges by */
         scan_step_t cursor;     /* where it is */
@@ -228,6 +234,38 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return scan_more(d);
 }
 
+/* meccctl outbox flush or retry bumped meta deliver_wanted: send what is due now, even
+ * if the relay seemed down (the admin says it is fixed). Another process's commit is
+ * seen as a new data_version first, so a quiet database costs one pragma a second. */
+static bool deliver_wanted(daemon_t *d)
+{
+        int64_t v = db_data_version(d->db);
+        char *w;
+        bool changed;
+
+        if (v == d->data_version)
+                return false;
+        d->data_version = v;
+        w = db_meta_get(d->db, "deliver_wanted");
+        changed = w && (!d->wanted || strcmp(w, d->wanted) != 0);
+        free(d->wanted);
+        d->wanted = w;
+        return changed;
+}
+
+static int on_watch(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        daemon_t *d = userdata;
+
+        (void) usec;
+        if (!d->stopping && deliver_wanted(d)) {
+                log_msg(LOG_INFO, "delivery asked for by meccctl: sending what is due now");
+                deliver_kick(d->outbox);
+        }
+        (void) sd_event_source_set_time_relative(s, WATCH_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
 static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         daemon_t *d = userdata;
@@ -283,6 +321,8 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
         deliver_stop(d->outbox);
         if (d->timer)
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        if (d->watch)
+                (void) sd_event_source_set_enabled(d->watch, SD_EVENT_OFF);
         if (!deliver_busy(d->outbox))
                 return sd_event_exit(d->event, 0);
         deliver_on_idle(d->outbox, exit_when_idle, d);
@@ -319,6 +359,11 @@ static int run_loop(daemon_t *d)
         deliver_on_idle(d->outbox, on_idle, d);
         d->next_scan = clock_now();
         r = arm_scan(d, 0);
+        if (r < 0)
+                goto fail;
+        (void) deliver_wanted(d); /* what was asked before the start: the first scan sends it */
+        r = sd_event_add_time_relative(d->event, &d->watch, CLOCK_MONOTONIC, WATCH_USEC,
+                                       TIMER_ACCURACY_USEC, on_watch, d);
         if (r < 0)
                 goto fail;
         r = sd_event_set_watchdog(d->event, true);
@@ -503,6 +548,8 @@ static void daemon_done(daemon_t *d)
         sd_event_source_unref(d->timer);
         sd_event_source_unref(d->grace);
         sd_event_source_disable_unref(d->more);
+        sd_event_source_disable_unref(d->watch);
+        free(d->wanted);
         sd_event_unref(d->event);
         db_close(d->db);
         templates_free(d->tpl);

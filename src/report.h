@@ -46,7 +46,19 @@ typedef struct {
         long queued, failed, overdue;   /* emails; overdue: queued over HEALTH_OVERDUE_AFTER */
         int64_t last_scan_at;           /* 0: never */
         bool scanning;                  /* a scan ran within three scan intervals and a minute */
-        bool healthy;                   /* scanning, nothing failed, nothing overdue */
+        bool healthy;                   /* scanning, nothing failed, nothing overdue, and
+                                         * none of the problems below */
+        /* The admin's problem delivery met (refused login, TLS setup, unreadable credential
+         * or CA), from meta relay_problem; "" when none. Cleared by the next email sent. */
+        char relay_problem[600];
+        int64_t relay_problem_at;
+        long stuck;                     /* new registrations a whole scan has since left new */
+        long held_sessions;             /* sessions held back (sessions.problem) */
+        int64_t held_id;                /* the first of them, and why */
+        char held_problem[256];
+        long invalid;                   /* registrations refused as invalid (not unhealthy) */
+        char invalid_reasons[256];      /* "3 registered_at is not ...; 1 ..." */
+        char db_problem[512];           /* the service user cannot write the database, or "" */
 } health_t;
 
 int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret);

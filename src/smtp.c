@@ -91,6 +91,18 @@ static bool recipient_stage(const char *cmd)
         return strcmp(cmd, "RCPT") == 0 || strcmp(cmd, "DATA") == 0;
 }
 
+smtp_problem_t smtp_problem_of(int curl_code, long reply_code, const char *command)
+{
+        CURLcode cc = curl_code;
+
+        if (cc == CURLE_LOGIN_DENIED || (command && !strcmp(command, "AUTH") && reply_code >= 500))
+                return SMTP_PROBLEM_AUTH;
+        if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+            cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CRL_BADFILE || cc == CURLE_USE_SSL_FAILED)
+                return SMTP_PROBLEM_TLS;
+        return SMTP_PROBLEM_NONE;
+}
+
 /* Temporary or permanent is read from the reply code, never from the CURLcode alone:
  * libcurl returns the same code for a 451 and a 550. */
 static void classify(slot_t *s, CURLcode cc, smtp_result_t *ret)
@@ -109,6 +121,7 @@ static void classify(slot_t *s, CURLcode cc, smtp_result_t *ret)
         else
                 snprintf(ret->reply, sizeof(ret->reply), "%s",
                          s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc));
+        ret->problem = smtp_problem_of(cc, code, s->command);
         if (code >= 500 && code < 600)
                 ret->outcome = recipient_stage(s->command) ? SMTP_PERMANENT : SMTP_UNREACHABLE;
         else if (code >= 400 && code < 500)

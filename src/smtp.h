@@ -15,11 +15,24 @@ typedef enum {
         SMTP_UNREACHABLE, /* the relay itself is down or refuses us: the batch waits */
 } smtp_outcome_t;
 
+/* Failures that are the admin's to fix, not the message's nor the network's: health says
+ * so at once (meccctl status), while the emails wait. */
+typedef enum {
+        SMTP_PROBLEM_NONE,
+        SMTP_PROBLEM_AUTH,      /* the relay refused our login (535, 534, 530 at AUTH) */
+        SMTP_PROBLEM_TLS,       /* CA file unreadable, certificate not verified, no STARTTLS */
+} smtp_problem_t;
+
 typedef struct {
         smtp_outcome_t outcome;
+        smtp_problem_t problem;
         long code;        /* the server's reply code, 0 if none */
         char reply[512];  /* the server's first error reply, or libcurl's reason */
 } smtp_result_t;
+
+/* Whether a failed transfer (libcurl's code, the reply code, our last command) is the
+ * admin's problem. */
+smtp_problem_t smtp_problem_of(int curl_code, long reply_code, const char *command);
 
 typedef void (*smtp_done_fn)(void *userdata, const smtp_result_t *res);
 
