@@ -54,3 +54,11 @@ int smtp_pool_submit(smtp_pool_t *p, const char *from, const char *rcpt, const c
 /* The password from smtp.password_file (refused if group/world readable) or from
  * $CREDENTIALS_DIRECTORY/smtp-password. *ret is NULL when none is configured. */
 int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err);
+
+/* `meccctl test-email`: one message (whole, CRLF lines) to `to` through exactly the
+ * daemon's settings, blocking. Each step of the dialogue goes to say() as a line: "* "
+ * libcurl's notes (connected, TLS), "> " our commands (credentials never shown), "< " the
+ * relay's replies. *ret: the outcome with the relay's last reply. -ENOMEM only. */
+typedef void (*smtp_say_fn)(void *userdata, const char *line);
+int smtp_test(const smtp_config_t *cfg, const char *password, const char *to, const char *message,
+              smtp_say_fn say, void *userdata, smtp_result_t *ret);

@@ -204,3 +204,110 @@ def test_unreadable_ca_file_is_a_configuration_error(env):
     p, j = status(env, "2026-08-01T09:01:00Z")
     assert p.returncode == 1
     assert j["relay_problem"].startswith("configuration: smtp.ca_file %s" % missing), j
+
+
+# ---- backup and restore -------------------------------------------------------------------
+
+class SlowCapture(Recorder):
+    """Accepts each message after a short pause: a daemon that is still sending."""
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        await asyncio.sleep(0.05)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@with_env(smtp=False, scan_interval=1, smtp_settings={"max_per_minute": 1000000})
+def test_backup_while_sending_then_restore_sends_nothing_twice(env):
+    addrs = book_real_clock(env, 60, prefix="b")
+    backup = os.path.join(env.dir, "backup.db")
+    with Server(SlowCapture(), port=env.port) as srv:
+        d = start_daemon(env)
+        try:
+            wait_for("sending to start", lambda: len(srv.handler.messages) >= 10, 30, d)
+            p = env.ctl("backup", backup)
+            assert backup in p.stdout, p.stdout
+            wait_for("every email sent", lambda: env.sql(
+                "SELECT count(*) FROM outbox WHERE status != 'sent'")[0][0] == 0, 60, d)
+        finally:
+            stop_daemon(d)
+        sent_live = [str(m["msg"]["Message-ID"]).strip() for m in srv.handler.messages]
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    assert not os.path.exists(backup + "-wal")
+    # a second backup to the same file is refused, and leaves the first alone
+    again = env.ctl("backup", backup, check=False)
+    assert again.returncode == 73 and "--force" in again.stderr, (again.returncode, again.stderr)
+    assert env.ctl("backup", "--force", backup).returncode == 0
+    os.replace(backup, backup + ".keep")
+    os.rename(backup + ".keep", backup)
+
+    # restore into a fresh install: its own directory, config and relay
+    fresh = os.path.join(env.dir, "fresh")
+    os.mkdir(fresh, 0o700)
+    env.ctl("backup", os.path.join(fresh, "ignored.db"))  # a backup elsewhere works too
+    restored = os.path.join(fresh, "meccd.db")
+    os.rename(backup, restored)
+    env.settings["database"] = restored
+    env.db = restored
+    sent_in_backup = {r[0] for r in env.sql(
+        "SELECT message_id FROM outbox WHERE status = 'sent'")}
+    assert sent_in_backup, "the backup was taken before anything was sent"
+    with Server(Recorder()) as srv2:
+        point(env, srv2.port)
+        env.run("meccd", "--once")
+        again_sent = [str(m["msg"]["Message-ID"]).strip() for m in srv2.handler.messages]
+    assert not set(again_sent) & sent_in_backup, "an email sent before the backup went again"
+    # only what was still queued (or in flight) at the backup goes again, same Message-IDs
+    assert set(again_sent) <= set(sent_live)
+    rows = env.ctl_json("outbox", "list")
+    assert len(rows) == len(addrs) and all(r["status"] == "sent" for r in rows), rows
+    print("# backup: %d sent in it, %d sent again from the restored copy"
+          % (len(sent_in_backup), len(again_sent)), flush=True)
+
+
+# ---- test-email ----------------------------------------------------------------------------
+
+def test_test_email_through_starttls_and_auth(env):
+    pki = Pki()
+    pw = os.path.join(env.dir, "smtp-password")
+    with open(pw, "w") as f:
+        f.write(PASSWORD + "\n")
+    os.chmod(pw, 0o600)
+    try:
+        with tls_server(pki, users={"mecc": PASSWORD}, auth_require_tls=True) as srv:
+            point(env, srv.port, tls="required", ca_file=pki.ca, username="mecc", password_file=pw)
+            p = env.ctl("test-email", "admin@example.org")
+            assert [m["to"] for m in srv.handler.messages] == [["admin@example.org"]]
+            assert srv.handler.logins == [("PLAIN", "mecc", True)] or \
+                [l[1:] for l in srv.handler.logins] == [("mecc", True)], srv.handler.logins
+        out = p.stdout
+        print("# " + "\n# ".join(out.splitlines()), flush=True)
+        assert "password from %s" % pw in out, out
+        assert "> STARTTLS" in out and "SSL connection using" in out, out
+        assert "(credentials not shown)" in out and "< 235" in out, out
+        assert "accepted: 250" in out, out
+        assert PASSWORD not in out + p.stderr
+        import base64
+        assert base64.b64encode(b"\0mecc\0" + PASSWORD.encode()).decode() not in out
+        # no outbox row: a test email is not the programme's mail
+        assert env.ctl_json("outbox", "list") == []
+
+        # the wrong password: the relay's reply, and a non-zero exit
+        with tls_server(pki, users={"mecc": "another"}) as srv:
+            point(env, srv.port)
+            p = env.ctl("test-email", "admin@example.org", check=False)
+        assert p.returncode == 69, (p.returncode, p.stdout)
+        assert "refused:  535" in p.stdout and "refused the login" in p.stdout, p.stdout
+    finally:
+        pki.close()
+
+
+def test_test_email_refused_by_the_relay(env):
+    with SmtpSink("-f", "RCPT", "-B", "550 5.1.1 no such user here") as sink:
+        point(env, sink.port)
+        p = env.ctl("test-email", "nobody@example.org", check=False)
+    assert p.returncode == 65, (p.returncode, p.stdout, p.stderr)
+    assert "< 550 5.1.1 no such user here" in p.stdout and "refused:  550" in p.stdout, p.stdout
+    assert "login:    none" in p.stdout
+    q = env.ctl("test-email", "not an address", check=False)
+    assert q.returncode == 64 and "not an email address" in q.stderr
