@@ -1,5 +1,7 @@
 /* meccd.c - the daemon: load, open, then scan and deliver on a timer until told to stop. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #include "deliver.h"
 #include "outbox.h"
 #include "render.h"
+#include "runas.h"
 #include "scan.h"
 #include "smtp.h"
 
@@ -44,6 +47,7 @@ typedef struct {
         const char *config_path;
         const char *now_arg;    /* --now, parsed once the configured zone is known */
         bool once, check;
+        const char *check_user; /* --user: whose access --check-config tests */
         config_t *cfg;
         templates_t *tpl;
         db_t *db;
@@ -63,19 +67,21 @@ typedef struct {
 
 static void usage(FILE *f)
 {
-        fprintf(f, "Usage: meccd [-c FILE] [--once] [--now TIME] [--check-config] [--version]\n"
+        fprintf(f, "Usage: meccd [-c FILE] [--once] [--now TIME] [--check-config [--user NAME]] [--version]\n"
                    "\n"
                    "  -c, --config FILE  configuration file (default %s)\n"
                    "      --once         run one scan, deliver what is due, and exit\n"
                    "      --now TIME     take TIME (\"YYYY-MM-DD HH:MM\", local) as the clock\n"
                    "      --check-config check the configuration and templates, then exit\n"
+                   "      --user NAME    with --check-config as root: check that NAME can read\n"
+                   "                     them (default: the user meccd, when it exists)\n"
                    "      --version      print the version and exit\n",
                 DEFAULT_CONFIG);
 }
 
 /* Config and templates together: both must be good before either is used, and only then
  * is the config put into force. A failure is logged and changes nothing. */
-static int load(const char *path, config_t **ret_cfg, templates_t **ret_tpl)
+static int load(const char *path, const char *message_id, config_t **ret_cfg, templates_t **ret_tpl)
 {
         config_t *cfg = NULL;
         templates_t *tpl = NULL;
@@ -88,7 +94,7 @@ static int load(const char *path, config_t **ret_cfg, templates_t **ret_tpl)
         if (r >= 0)
                 r = config_apply(cfg, &err);
         if (r < 0) {
-                log_ctx_t ctx = { .message_id = MID_RELOAD_FAILED };
+                log_ctx_t ctx = { .message_id = message_id };
                 log_ctx(LOG_ERR, &ctx, "%s", err ? err : "cannot load the configuration");
                 free(err);
                 templates_free(tpl);
@@ -277,7 +283,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         (void) si;
         (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading the configuration",
                           clock_monotonic());
-        if (load(d->config_path, &cfg, &tpl) < 0) {
+        if (load(d->config_path, MID_RELOAD_FAILED, &cfg, &tpl) < 0) {
                 /* load() logged the file, line and option; the old settings stay */
                 notify_status(d, "READY=1\n");
                 return 0;
@@ -413,6 +419,7 @@ static int parse_argv(int argc, char **argv, daemon_t *d)
                 { "once", no_argument, NULL, 'o' },
                 { "now", required_argument, NULL, 'n' },
                 { "check-config", no_argument, NULL, 'k' },
+                { "user", required_argument, NULL, 'u' },
                 { "version", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -425,10 +432,16 @@ static int parse_argv(int argc, char **argv, daemon_t *d)
                 case 'o': d->once = true; break;
                 case 'n': d->now_arg = optarg; break;
                 case 'k': d->check = true; break;
+                case 'u': d->check_user = optarg; break;
                 case 'v': printf("meccd %s\n", VERSION); return 0;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return -EINVAL;
                 }
+        }
+        if (d->check_user && !d->check) {
+                fprintf(stderr, "meccd: --user goes with --check-config\n");
+                usage(stderr);
+                return -EINVAL;
         }
         if (optind < argc) {
                 fprintf(stderr, "meccd: unexpected argument \"%s\"\n", argv[optind]);
@@ -454,11 +467,82 @@ static int set_clock(daemon_t *d)
         return EX_OK;
 }
 
+/* Each failure as a line of *err. */
+static void add_failure(char **err, const char *what, const char *path, const char *why)
+{
+        char *more = NULL;
+
+        if (asprintf(&more, "%s%s%s %s: %s", *err ? *err : "", *err ? "\n" : "", what, path, why) < 0)
+                return;
+        free(*err);
+        *err = more;
+}
+
+static void check_readable(char **err, const char *what, const char *path)
+{
+        int fd;
+
+        if (!path || !*path)
+                return;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                add_failure(err, what, path, strerror(errno));
+        else
+                close(fd);
+}
+
+/* As the service user (runas_call()): what meccd opens at start, at a reload and when
+ * it delivers. */
+static int check_access(void *userdata, char **err)
+{
+        daemon_t *d = userdata;
+        char path[4096], *dberr = NULL;
+        struct dirent *e;
+        DIR *dir;
+
+        check_readable(err, "configuration", d->config_path);
+        dir = opendir(d->cfg->templates);
+        if (!dir)
+                add_failure(err, "templates", d->cfg->templates, strerror(errno));
+        while (dir && (e = readdir(dir)))
+                if (e->d_name[0] != '.' && (strstr(e->d_name, ".txt") || strstr(e->d_name, ".html"))) {
+                        snprintf(path, sizeof(path), "%s/%s", d->cfg->templates, e->d_name);
+                        check_readable(err, "template", path);
+                }
+        if (dir)
+                closedir(dir);
+        check_readable(err, "smtp.ca_file", d->cfg->smtp.ca_file);
+        check_readable(err, "smtp.password_file", d->cfg->smtp.password_file);
+        if (db_check_writable(d->cfg->database, &dberr) < 0)
+                add_failure(err, "database", d->cfg->database, dberr ? dberr : "cannot write it");
+        free(dberr);
+        return *err ? 1 : 0;
+}
+
 /* --check-config: the config and templates loaded; the password is the last thing to read. */
 static int check_config(daemon_t *d)
 {
+        const char *user = d->check_user ? d->check_user : runas_default_user();
         char *pw = NULL, *err = NULL;
         int r;
+
+        if (user && geteuid() != 0) {
+                fprintf(stderr, "meccd: --user %s: only root can check as another user\n", user);
+                return EX_USAGE;
+        }
+        if (user) {
+                r = runas_call(user, check_access, d, &err);
+                if (r == -ENOENT) {
+                        fprintf(stderr, "meccd: --user %s: no such user\n", user);
+                        return EX_USAGE;
+                }
+                if (r != 0) {
+                        fprintf(stderr, "meccd: checked as user %s, who cannot use:\n%s\n", user,
+                                err ? err : strerror(-r));
+                        free(err);
+                        return EX_CONFIG;
+                }
+        }
 
         r = smtp_load_password(&d->cfg->smtp, &pw, &err);
         free(pw);
@@ -467,7 +551,11 @@ static int check_config(daemon_t *d)
                 free(err);
                 return EX_CONFIG;
         }
-        printf("%s: configuration and templates are good\n", d->config_path);
+        if (user)
+                printf("%s: configuration and templates are good; user %s can read them and write "
+                       "the database\n", d->config_path, user);
+        else
+                printf("%s: configuration and templates are good\n", d->config_path);
         return EX_OK;
 }
 
@@ -567,8 +655,12 @@ int main(int argc, char **argv)
         r = parse_argv(argc, argv, &d);
         if (r <= 0)
                 return r < 0 ? EX_USAGE : EX_OK;
+        /* an explicit check answers whoever asked (a terminal, ssh, Ansible, CI, the
+         * unit's ExecReload=) on stderr, never only in the journal */
+        if (d.check)
+                (void) setenv("MECCD_LOG", "stderr", 1);
         journal_init("meccd");
-        if (load(d.config_path, &d.cfg, &d.tpl) < 0) {
+        if (load(d.config_path, MID_CONFIG_INVALID, &d.cfg, &d.tpl) < 0) {
                 ret = EX_CONFIG;
                 goto out;
         }

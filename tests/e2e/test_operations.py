@@ -237,14 +237,16 @@ def test_backup_while_sending_then_restore_sends_nothing_twice(env):
     # a second backup to the same file is refused, and leaves the first alone
     again = env.ctl("backup", backup, check=False)
     assert again.returncode == 73 and "--force" in again.stderr, (again.returncode, again.stderr)
-    assert env.ctl("backup", "--force", backup).returncode == 0
-    os.replace(backup, backup + ".keep")
-    os.rename(backup + ".keep", backup)
+    later = os.path.join(env.dir, "later.db")
+    with open(later, "w") as f:
+        f.write("old")
+    os.chmod(later, 0o644)
+    assert env.ctl("backup", "--force", later).returncode == 0
+    assert stat.S_IMODE(os.stat(later).st_mode) == 0o600
 
     # restore into a fresh install: its own directory, config and relay
     fresh = os.path.join(env.dir, "fresh")
     os.mkdir(fresh, 0o700)
-    env.ctl("backup", os.path.join(fresh, "ignored.db"))  # a backup elsewhere works too
     restored = os.path.join(fresh, "meccd.db")
     os.rename(backup, restored)
     env.settings["database"] = restored
@@ -252,6 +254,7 @@ def test_backup_while_sending_then_restore_sends_nothing_twice(env):
     sent_in_backup = {r[0] for r in env.sql(
         "SELECT message_id FROM outbox WHERE status = 'sent'")}
     assert sent_in_backup, "the backup was taken before anything was sent"
+    assert len(sent_in_backup) < len(addrs), "the backup was taken after everything was sent"
     with Server(Recorder()) as srv2:
         point(env, srv2.port)
         env.run("meccd", "--once")
@@ -311,3 +314,37 @@ def test_test_email_refused_by_the_relay(env):
     assert "login:    none" in p.stdout
     q = env.ctl("test-email", "not an address", check=False)
     assert q.returncode == 64 and "not an email address" in q.stderr
+
+
+# ---- --check-config: what the service user can read, and always on stderr ------------------
+
+def test_check_config_as_the_service_user(env):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    if os.geteuid() != 0:
+        from harness import Skip
+        raise Skip("needs root")
+    os.chmod(env.dir, 0o711)
+    os.chmod(env.conf, 0o600)  # root's: what `meccd --check-config` as root used to pass
+    p = env.run("meccd", "--check-config", "--user", "nobody", check=False)
+    assert p.returncode == 78, (p.returncode, p.stdout, p.stderr)
+    assert "checked as user nobody" in p.stderr, p.stderr
+    assert "configuration %s: Permission denied" % env.conf in p.stderr, p.stderr
+    assert "database %s" % env.db in p.stderr and "chown" in p.stderr, p.stderr
+    os.chmod(env.conf, 0o644)
+    os.chown(env.dir, nobody.pw_uid, nobody.pw_gid)
+    p = env.run("meccd", "--check-config", "--user", "nobody", check=False)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert "user nobody can read them" in p.stdout, p.stdout
+    assert env.run("meccd", "--check-config", "--user", "no-such-user-here", check=False).returncode == 64
+    assert env.run("meccd", "--user", "nobody", check=False).returncode == 64
+
+
+def test_check_config_answers_on_stderr_whatever_meccd_log_says(env):
+    """Not a terminal, MECCD_LOG=journal, a journal stream: the verdict still goes to stderr."""
+    with open(env.conf, "a") as f:
+        f.write("scan_intervall = 5\n")
+    for extra in ({"MECCD_LOG": "journal"}, {"JOURNAL_STREAM": "8:1234"}, {}):
+        p = env.run("meccd", "--check-config", check=False, env=extra)
+        assert p.returncode == 78, (extra, p.returncode)
+        assert "scan_intervall" in p.stderr and env.conf in p.stderr, (extra, p.stderr)
