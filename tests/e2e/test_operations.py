@@ -348,3 +348,27 @@ def test_check_config_answers_on_stderr_whatever_meccd_log_says(env):
         p = env.run("meccd", "--check-config", check=False, env=extra)
         assert p.returncode == 78, (extra, p.returncode)
         assert "scan_intervall" in p.stderr and env.conf in p.stderr, (extra, p.stderr)
+
+
+# ---- monitoring -----------------------------------------------------------------------------
+
+def test_nagios_style_check_script(env):
+    from harness import TOP
+    script = os.path.join(TOP, "contrib", "monitoring", "check_meccd")
+    e = dict(os.environ, MECCCTL=os.path.join(BUILD, "meccctl"))
+
+    def check():
+        p = subprocess.run(["sh", script, "-c", env.conf], capture_output=True, text=True, env=e)
+        return p.returncode, p.stdout.strip()
+
+    env.scan(None)
+    rc, out = check()
+    assert rc == 0 and out.startswith("MECCD OK - OK; 0 queued, 0 failed"), (rc, out)
+    env.sql("INSERT INTO meta(key, value) VALUES ('relay_problem', ?)",
+            "%d the relay refused the login: 535 5.7.8 Authentication credentials invalid" % time.time())
+    rc, out = check()
+    assert rc == 1 and out.startswith("MECCD WARNING - the relay refused the login: 535"), (rc, out)
+    env.settings["database"] = "/nonexistent/meccd/meccd.db"
+    env.write_conf()
+    rc, out = check()
+    assert rc == 3 and out.startswith("MECCD UNKNOWN - meccctl status exited 69"), (rc, out)
