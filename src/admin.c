@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "admin.h"
@@ -13,6 +14,7 @@
 #include "csv.h"
 #include "plan.h"
 #include "render.h"
+#include "runas.h"
 #include "scan.h"
 #include "text.h"
 
@@ -52,7 +54,16 @@ static bool same_text(const char *x, const char *y)
 
 int admin_open(const config_t *c, db_t **ret, char **ret_err)
 {
-        return db_open(c->database, ret, ret_err);
+        /* root creating the service's database (`meccctl init` before the first start)
+         * makes it the service user's, or meccd could not write it */
+        const char *user = runas_service_user_of(c->database);
+        bool fresh = user && access(c->database, F_OK) < 0;
+        int r;
+
+        r = db_open(c->database, ret, ret_err);
+        if (r >= 0 && fresh && (r = runas_give(user, c->database, ret_err)) < 0)
+                *ret = db_close(*ret);
+        return r;
 }
 
 /* ---- sessions ----------------------------------------------------------------------------- */

@@ -114,3 +114,26 @@ int runas_check_writable(const char *user, const char *path, char **ret_err)
 {
         return runas_call(user, check_writable, (void *) path, ret_err);
 }
+
+int runas_give(const char *user, const char *path, char **ret_err)
+{
+        static const char *const suffixes[] = { "", "-wal", "-shm" };
+        struct passwd *pw = getpwnam(user);
+        char file[4096];
+
+        if (!pw)
+                return -ENOENT;
+        for (size_t i = 0; i < 3; i++) {
+                snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+                if (chown(file, pw->pw_uid, pw->pw_gid) < 0 && errno != ENOENT) {
+                        int r = -errno;
+
+                        if (ret_err && asprintf(ret_err, "database %s was created, but cannot be given to "
+                                                "the service user %s: %s; as root: chown %s: %s*",
+                                                path, user, strerror(-r), user, path) < 0)
+                                *ret_err = NULL;
+                        return r;
+                }
+        }
+        return 0;
+}

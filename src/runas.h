@@ -23,3 +23,7 @@ int runas_call(const char *user, int (*fn)(void *userdata, char **err), void *us
 
 /* Whether user can write the database at path (db_check_writable(), as that user). */
 int runas_check_writable(const char *user, const char *path, char **ret_err);
+
+/* The database at path (and its -wal and -shm, if there) to user and its group, as
+ * `install -o` would: what root creates for the service, the service can write. */
+int runas_give(const char *user, const char *path, char **ret_err);
