@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "admin.h"
@@ -15,6 +16,7 @@
 #include "outbox.h"
 #include "plan.h"
 #include "render.h"
+#include "runas.h"
 #include "scan.h"
 #include "text.h"
 
@@ -54,7 +56,16 @@ static bool same_text(const char *x, const char *y)
 
 int admin_open(const config_t *c, db_t **ret, char **ret_err)
 {
-        return db_open(c->database, ret, ret_err);
+        /* root creating the service's database (`meccctl init` before the first start)
+         * makes it the service user's, or meccd could not write it */
+        const char *user = runas_service_user_of(c->database);
+        bool fresh = user && access(c->database, F_OK) < 0;
+        int r;
+
+        r = db_open(c->database, ret, ret_err);
+        if (r >= 0 && fresh && (r = runas_give(user, c->database, ret_err)) < 0)
+                *ret = db_close(*ret);
+        return r;
 }
 
 /* ---- sessions ----------------------------------------------------------------------------- */
@@ -940,11 +951,13 @@ int admin_import_elearning(const admin_t *a, const char *path, import_report_t *
 
 /* ---- the outbox ---------------------------------------------------------------------------- */
 
-/* What a retry resets: due now, as if never tried. It keeps its Message-ID, so if the
- * first attempt did arrive after all, the two are recognisably one message. */
+/* What a retry resets: due now, with a new give-up clock (first_attempt_at). It keeps
+ * the attempts and the last error, the history an admin reads in `outbox list`, and its
+ * Message-ID, so if the first attempt did arrive after all, the two are recognisably one
+ * message. */
 #define SQL_REQUEUE                                                                               \
-        "UPDATE outbox SET status = ?1, attempts = 0, first_attempt_at = NULL, body = NULL,"      \
-        " next_attempt_at = ?2, last_error = NULL WHERE status = ?3"
+        "UPDATE outbox SET status = ?1, first_attempt_at = NULL, body = NULL,"                    \
+        " next_attempt_at = ?2 WHERE status = ?3"
 static const char SQL_RETRY_ONE[] = SQL_REQUEUE " AND id = ?4";
 static const char SQL_RETRY_ALL[] = SQL_REQUEUE;
 static const char SQL_MAIL_STATUS[] = "SELECT status FROM outbox WHERE id = ?1";
@@ -955,6 +968,19 @@ static const char SQL_MAIL_STATUS[] = "SELECT status FROM outbox WHERE id = ?1";
         " (SELECT registration_id FROM outbox WHERE status = ?1"
 static const char SQL_REACHABLE_ONE[] = SQL_REACHABLE " AND id = ?2)";
 static const char SQL_REACHABLE_ALL[] = SQL_REACHABLE ")";
+
+/* A running meccd looks at this key when the database changed (meccd(8), DELIVERY NOW)
+ * and starts delivering at once, forgetting that the relay was down. */
+static const char SQL_WAKE[] =
+        "INSERT INTO meta(key, value) VALUES ('deliver_wanted', '1')"
+        " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1";
+
+static int wake_sender(const admin_t *a)
+{
+        sqlite3_stmt *st = db_stmt(a->db, SQL_WAKE);
+
+        return st ? db_step_done(st) : -EIO;
+}
 
 /* Failed rows (one, or all when id is 0) queued again; *ret_n: how many. */
 static int requeue(const admin_t *a, const char *sql, int64_t id, long *ret_n)
@@ -993,6 +1019,8 @@ int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why)
         int r;
 
         r = requeue(a, SQL_RETRY_ONE, outbox_id, &n);
+        if (r == 0 && n > 0)
+                r = wake_sender(a);
         if (r < 0 || n > 0)
                 return r;
         /* nothing was failed: say what it is instead */
@@ -1012,7 +1040,47 @@ int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why)
 
 int admin_retry_all_failed(const admin_t *a, long *ret_n)
 {
-        return requeue(a, SQL_RETRY_ALL, 0, ret_n);
+        int r = requeue(a, SQL_RETRY_ALL, 0, ret_n);
+
+        return r == 0 && *ret_n > 0 ? wake_sender(a) : r;
+}
+
+/* Queued rows waiting out their backoff (not those being sent) become due now; their
+ * attempts, last error and give-up clock stay as they are. */
+static const char SQL_FLUSH[] =
+        "UPDATE outbox SET next_attempt_at = ?1 WHERE status = ?2 AND sending = 0"
+        " AND next_attempt_at > ?1";
+static const char SQL_COUNT_DUE[] =
+        "SELECT count(*) FROM outbox WHERE status = ?2 AND next_attempt_at <= ?1";
+
+int admin_flush(const admin_t *a, long *ret_due)
+{
+        sqlite3_stmt *st;
+        int r;
+
+        r = db_begin(a->db);
+        if (r < 0)
+                return r;
+        st = db_stmt(a->db, SQL_FLUSH);
+        r = st ? 0 : -EIO;
+        if (r == 0) {
+                sqlite3_bind_int64(st, 1, a->now);
+                sqlite3_bind_text(st, 2, mail_status_to_string(MAIL_QUEUED), -1, SQLITE_STATIC);
+                r = db_step_done(st);
+        }
+        if (r == 0 && !(st = db_stmt(a->db, SQL_COUNT_DUE)))
+                r = -EIO;
+        if (r == 0) {
+                sqlite3_bind_int64(st, 1, a->now);
+                sqlite3_bind_text(st, 2, mail_status_to_string(MAIL_QUEUED), -1, SQLITE_STATIC);
+                r = db_step(st);
+                *ret_due = r == 1 ? sqlite3_column_int64(st, 0) : 0;
+                sqlite3_reset(st);
+                r = r < 0 ? r : 0;
+        }
+        if (r == 0)
+                r = wake_sender(a);
+        return finish(a, r);
 }
 
 /* ---- attendance --------------------------------------------------------------------------- */

@@ -182,3 +182,13 @@ int admin_attendance_mark(const admin_t *a, int64_t session_id, bool attended, c
 /* admin_register() with the volunteer's organisation (SPEC 13; NULL or "": none given). */
 int admin_register_org(const admin_t *a, int64_t session_id, const char *name, const char *email,
                        const char *organisation, int64_t *ret_id, char **ret_why);
+/* Queue a failed email again, due now, with a new give-up period; it keeps its attempts,
+ * last error and Message-ID. A running meccd is told (meta deliver_wanted) and sends it
+ * within seconds. */
+int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why);
+/* Every failed email; *ret_n: how many. */
+int admin_retry_all_failed(const admin_t *a, long *ret_n);
+/* `outbox flush`: every queued email due now, however long its backoff had to run; the
+ * history (attempts, last error) stays. A running meccd is told, as for a retry.
+ * *ret_due: the queued emails now due. */
+int admin_flush(const admin_t *a, long *ret_due);

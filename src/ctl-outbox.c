@@ -1,4 +1,4 @@
-/* ctl-outbox.c - outbox list and retry, and the preview of one email. */
+/* ctl-outbox.c - outbox list, retry and flush, and the preview of one email. */
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -63,6 +63,23 @@ static int cmd_retry(ctl_t *x, int argc, char **argv)
         return r;
 }
 
+static int cmd_flush(ctl_t *x, int argc, char **argv)
+{
+        long due = 0;
+        int r;
+
+        (void) argv;
+        if (argc != 1)
+                return ctl_usage(x);
+        r = admin_flush(&x->admin, &due);
+        if (r == 0 && x->json)
+                printf("{\"due\":%ld}\n", due);
+        else if (r == 0)
+                printf("%ld queued email%s due now; a running meccd sends %s within seconds\n", due,
+                       due == 1 ? "" : "s", due == 1 ? "it" : "them");
+        return ctl_result(x, r, NULL);
+}
+
 static int cmd_preview(ctl_t *x, int argc, char **argv)
 {
         char *out = NULL, *why = NULL;
@@ -91,6 +108,7 @@ static int cmd_preview(ctl_t *x, int argc, char **argv)
 const ctl_verb_t ctl_outbox_verbs[] = {
         { "outbox", "list", cmd_list, list_opts, "[--status S]" },
         { "outbox", "retry", cmd_retry, NULL, "ID|--all-failed" },
+        { "outbox", "flush", cmd_flush, NULL, "" },
         { "preview", NULL, cmd_preview, NULL, "KIND REGISTRATION_ID" },
         {}
 };

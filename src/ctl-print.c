@@ -352,10 +352,24 @@ static void print_verdict(const ctl_t *x, const health_t *h)
                 printf("%s%ld email%s failed", sep, h->failed, plural(h->failed, "s"));
                 sep = "; ";
         }
-        if (h->held_back)
+        if (h->held_back) {
                 printf("%s%ld session%s held back (below)", sep, h->held_back, plural(h->held_back, "s"));
+                sep = "; ";
+        }
+        if (h->relay_problem[0]) {
+                printf("%s%s", sep, h->relay_problem);
+                sep = "; ";
+        }
+        if (h->db_problem[0]) {
+                printf("%s%s", sep, h->db_problem);
+                sep = "; ";
+        }
+        if (h->stuck)
+                printf("%s%ld new registration%s the last scan left unprocessed", sep, h->stuck,
+                       plural(h->stuck, "s"));
         putchar('\n');
 }
+
 
 void print_status(ctl_t *x, const health_t *h)
 {
@@ -370,6 +384,14 @@ void print_status(ctl_t *x, const health_t *h)
                        h->held_back);
                 json_time(h->last_scan_at);
                 printf(",\"unreachable\":%ld", h->unreachable);
+                fputs(",\"relay_problem\":", stdout);
+                json_str(h->relay_problem[0] ? h->relay_problem : NULL);
+                fputs(",\"relay_problem_at\":", stdout);
+                json_time(h->relay_problem_at);
+                printf(",\"stuck_registrations\":%ld,\"held_sessions\":%ld,\"invalid_registrations\":%ld",
+                       h->stuck, h->held_sessions, h->invalid);
+                fputs(",\"database_problem\":", stdout);
+                json_str(h->db_problem[0] ? h->db_problem : NULL);
                 putchar('}');
                 json_end(x);
                 return;
@@ -385,4 +407,10 @@ void print_status(ctl_t *x, const health_t *h)
                 printf("unreachable:       %ld registration%s of sessions to come"
                        " (see: meccctl registrations list --unreachable)\n", h->unreachable,
                        plural(h->unreachable, "s"));
+        if (h->relay_problem[0])
+                printf("relay:             %s (since %s; fix it, then: meccctl outbox flush)\n",
+                       h->relay_problem, local_time(h->relay_problem_at, a, sizeof(a)));
+        if (h->invalid)
+                printf("invalid:           %ld registration%s refused (%s)\n", h->invalid,
+                       plural(h->invalid, "s"), h->invalid_reasons);
 }

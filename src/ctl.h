@@ -39,6 +39,7 @@ extern const ctl_verb_t ctl_registration_verbs[];
 extern const ctl_verb_t ctl_outbox_verbs[];
 extern const ctl_verb_t ctl_report_verbs[];
 extern const ctl_verb_t ctl_attendance_verbs[];
+extern const ctl_verb_t ctl_maint_verbs[];
 
 /* ---- errors and exit statuses -------------------------------------------------------------- */
 

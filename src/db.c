@@ -551,6 +551,72 @@ int db_meta_set(db_t *db, const char *key, const char *value)
         return db_step_done(st);
 }
 
+/* The copy is made in one step of the backup API, inside one read transaction: in WAL
+ * mode the daemon and the website go on writing meanwhile, and the copy is the database
+ * as it was at the step's start. */
+int db_backup(db_t *db, const char *path, bool force, char **ret_err)
+{
+        sqlite3 *to = NULL;
+        sqlite3_backup *b;
+        const char *what = "cannot create it";
+        int fd, rc = SQLITE_OK, r;
+
+        if (force && unlink(path) < 0 && errno != ENOENT) {
+                r = -errno;
+                goto fail_open;
+        }
+        /* made here with mode 0600 (it holds names and addresses), never over a file */
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                r = -errno;
+                if (r == -EEXIST)
+                        what = "it exists already; add --force to replace it";
+                goto fail_open;
+        }
+        (void) fchmod(fd, 0600);
+        close(fd);
+        rc = sqlite3_open_v2(path, &to, SQLITE_OPEN_READWRITE, NULL);
+        if (rc == SQLITE_OK) {
+                b = sqlite3_backup_init(to, "main", db->h, "main");
+                if (!b)
+                        rc = sqlite3_errcode(to);
+                else {
+                        while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
+                                sqlite3_sleep(100);
+                        rc = sqlite3_backup_finish(b) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK : rc;
+                }
+        }
+        /* one self-contained file: no -wal beside it to copy as well */
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(to, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                if (asprintf(ret_err, "backup to %s: %s", path,
+                             to ? sqlite3_errmsg(to) : sqlite3_errstr(rc)) < 0)
+                        *ret_err = NULL;
+                sqlite3_close(to);
+                (void) unlink(path);
+                return db_errno(rc) ? db_errno(rc) : -EIO;
+        }
+        sqlite3_close(to);
+        return 0;
+fail_open:
+        if (asprintf(ret_err, "backup to %s: %s", path, r == -EEXIST ? what : strerror(-r)) < 0)
+                *ret_err = NULL;
+        return r;
+}
+
+int64_t db_data_version(db_t *db)
+{
+        sqlite3_stmt *st = db_stmt(db, "PRAGMA data_version");
+        int64_t v = -1;
+
+        if (st && db_step(st) == 1)
+                v = sqlite3_column_int64(st, 0);
+        if (st)
+                sqlite3_reset(st);
+        return v;
+}
+
 char *db_meta_get(db_t *db, const char *key)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_META_GET);

@@ -59,6 +59,13 @@ char *db_col_text(sqlite3_stmt *st, int i); /* malloc'd copy, NULL for NULL */
 /* Small persistent facts: last scan time, the instance id used in Message-IDs. */
 int db_meta_set(db_t *db, const char *key, const char *value);
 char *db_meta_get(db_t *db, const char *key);
+/* A consistent copy of the database, made with SQLite's online backup API while others
+ * write: a new file of mode 0600 at path. -EEXIST unless force when path exists; on any
+ * failure nothing is left at path. *ret_err names the file and the cause. */
+int db_backup(db_t *db, const char *path, bool force, char **ret_err);
+/* SQLite's PRAGMA data_version: changes when another connection commits (cheap: no read
+ * of the tables). -1 on error. */
+int64_t db_data_version(db_t *db);
 
 typedef struct {
         int64_t id;

@@ -6,9 +6,11 @@
  * any connection takes another message, so a kill sends again at most one email per
  * connection, with the same Message-ID. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "deliver.h"
@@ -44,9 +46,45 @@ struct deliver {
         outbox_row_t *flying;   /* handed to SMTP */
         outbox_outcome_t *done; /* outcomes not yet recorded */
         size_t n_done, cap_done;
+        /* The admin's problem (refused login, TLS setup, an unreadable credential or CA) as
+         * meta relay_problem: "UNIXTIME TEXT", "" when none. Written when it changes. */
+        char *problem;          /* what was last recorded; NULL: unknown (at start) */
+        char *problem_next;     /* what to record next, or NULL */
 };
 
 static void pump(deliver_t *d);
+
+/* text NULL: things work (a message went). The time is only recorded with a new text. */
+static void set_problem(deliver_t *d, const char *text)
+{
+        const char *was = d->problem_next ? d->problem_next : d->problem;
+        char *v;
+
+        if (!text && was && !*was)
+                return;
+        if (text && was && *was && strcmp(strchr(was, ' ') + 1, text) == 0)
+                return;
+        if (!text)
+                v = strdup("");
+        else if (asprintf(&v, "%lld %s", (long long) clock_now(), text) < 0)
+                v = NULL;
+        if (!v)
+                return;
+        if (text)
+                log_msg(LOG_ERR, "%s; the emails wait until it is fixed (meccctl status shows it)", text);
+        free(d->problem_next);
+        d->problem_next = v;
+}
+
+/* Record a changed problem where `meccctl status` reads it; a locked database: next time. */
+static void record_problem(deliver_t *d)
+{
+        if (!d->problem_next || db_meta_set(d->db, "relay_problem", d->problem_next) < 0)
+                return;
+        free(d->problem);
+        d->problem = d->problem_next;
+        d->problem_next = NULL;
+}
 
 static void free_list(outbox_row_t *w)
 {
@@ -125,6 +163,8 @@ deliver_t *deliver_free(deliver_t *d)
         sd_event_source_disable_unref(d->wake);
         sd_event_source_disable_unref(d->later);
         sd_event_unref(d->event);
+        free(d->problem);
+        free(d->problem_next);
         free(d);
         return NULL;
 }
@@ -231,8 +271,19 @@ static int ensure_pool(deliver_t *d)
                 return 0;
         d->rebuild = false;
         r = smtp_load_password(&d->c->smtp, &password, &err);
+        if (r >= 0 && d->c->smtp.ca_file && *d->c->smtp.ca_file && access(d->c->smtp.ca_file, R_OK) < 0) {
+                r = -errno;
+                if (asprintf(&err, "smtp.ca_file %s: %s", d->c->smtp.ca_file, strerror(-r)) < 0)
+                        err = NULL;
+        }
         if (r < 0) {
-                log_msg(LOG_ERR, "%s", err ? err : "cannot read the SMTP password");
+                /* a local setup error: the admin's to fix, not the relay's */
+                char *text = NULL;
+
+                if (asprintf(&text, "configuration: %s", err ? err : "cannot read the SMTP password") >= 0) {
+                        set_problem(d, text);
+                        free(text);
+                }
                 free(err);
                 return r;
         }
@@ -253,6 +304,17 @@ static outbox_outcome_t judge(deliver_t *d, const outbox_row_t *w, const smtp_re
                                       &d->c->smtp.give_up_after, +1);
         outbox_outcome_t o = { .id = w->id, .attempted = true, .at = now };
 
+        if (res->problem != SMTP_PROBLEM_NONE) {
+                char *text = NULL;
+
+                if (asprintf(&text, "%s: %s", res->problem == SMTP_PROBLEM_AUTH ?
+                             "the relay refused the login" : "TLS with the relay failed",
+                             res->reply) >= 0) {
+                        set_problem(d, text);
+                        free(text);
+                }
+        } else if (res->outcome == SMTP_SENT)
+                set_problem(d, NULL);
         switch (res->outcome) {
         case SMTP_SENT:
                 d->stats.sent++;
@@ -433,6 +495,8 @@ static void pump(deliver_t *d)
         r = fill(d);
         if (r >= 0)
                 r = settle(d, 0); /* idle, stopping or the relay down: record what is known */
+        if (r >= 0)
+                record_problem(d);
         if (r == -EBUSY && d->stopping && deliver_in_flight(d) == 0)
                 r = save_unrecorded(d); /* the website holds the database: do not wait for it */
         if (r == -EBUSY)

@@ -9,6 +9,7 @@
 #define MID_STOPPING         "2dcc4f83933042e79d4afcdb86afa7e5"
 #define MID_RELOADED         "726b9fb4886a457287aca0a6310cc885"
 #define MID_RELOAD_FAILED    "c12299e5dcc240f3abe7a594af1583bf"
+#define MID_CONFIG_INVALID   "71b0ef0829bf449aa92fd04ccf1f12b5"
 #define MID_REG_ADMITTED     "e26bbe145de647c9a5ac01bd514c67d4"
 #define MID_REG_INVALID      "ae8ea8f2c0d5425698f2ed04e0bbcf7e"
 #define MID_REG_LATE         "2546775aa0094fd0b1a3518e7994ee34"

@@ -16,6 +16,7 @@
 static const ctl_verb_t *const groups[] = {
         ctl_session_verbs, ctl_registration_verbs, ctl_outbox_verbs, ctl_report_verbs,
         ctl_attendance_verbs,
+        ctl_maint_verbs,
 };
 
 #define FOREACH_VERB(v)                                                                          \

@@ -10,6 +10,7 @@
 #include "plan.h"
 #include "render.h"
 #include "report.h"
+#include "runas.h"
 #include "scan.h"
 
 static int say(int result, char **ret_why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -188,6 +189,73 @@ static const char SQL_COUNT_UNREACHABLE[] =
         "SELECT count(*) FROM registrations r JOIN sessions s ON s.id = r.session_id"
         " WHERE r.unreachable_at IS NOT NULL AND r.status <> ?1 AND s.starts_at > ?2"
         " AND s.status IN ('open', 'closed')";
+/* New registrations older than the last whole scan: it should have handled them, unless
+ * their session is held back (counted apart). */
+static const char SQL_STUCK[] =
+        "SELECT count(*) FROM registrations r JOIN sessions s ON s.id = r.session_id"
+        " WHERE r.status = ?1 AND r.registered_at < ?2 AND s.problem IS NULL";
+static const char SQL_HELD[] =
+        "SELECT count(*), min(id), (SELECT problem FROM sessions WHERE problem IS NOT NULL"
+        " AND status IN ('open', 'closed') ORDER BY id LIMIT 1)"
+        " FROM sessions WHERE problem IS NOT NULL AND status IN ('open', 'closed')";
+static const char SQL_INVALID[] =
+        "SELECT count(*), ifnull(reason, 'no reason recorded') FROM registrations"
+        " WHERE status = 'invalid' GROUP BY 2 ORDER BY 1 DESC";
+
+static int health_problems(db_t *db, const config_t *c, int64_t now, health_t *h)
+{
+        sqlite3_stmt *st;
+        char *v;
+        int r;
+
+        (void) now;
+        v = db_meta_get(db, "relay_problem");
+        if (v && *v) {
+                char *end;
+
+                h->relay_problem_at = strtoll(v, &end, 10);
+                snprintf(h->relay_problem, sizeof(h->relay_problem), "%s", *end ? end + 1 : end);
+        }
+        free(v);
+        if (h->last_scan_at) {
+                r = count(db, SQL_STUCK, reg_status_to_string(REG_NEW), h->last_scan_at - c->scan_interval,
+                          &h->stuck);
+                if (r < 0)
+                        return r;
+        }
+        if (!(st = db_stmt(db, SQL_HELD)))
+                return -EIO;
+        if ((r = db_step(st)) == 1) {
+                h->held_sessions = sqlite3_column_int64(st, 0);
+                h->held_id = sqlite3_column_int64(st, 1);
+                snprintf(h->held_problem, sizeof(h->held_problem), "%s",
+                         sqlite3_column_text(st, 2) ? (const char *) sqlite3_column_text(st, 2) : "");
+        }
+        sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        if (!(st = db_stmt(db, SQL_INVALID)))
+                return -EIO;
+        while ((r = db_step(st)) == 1) {
+                size_t n = strlen(h->invalid_reasons);
+                long k = sqlite3_column_int64(st, 0);
+
+                snprintf(h->invalid_reasons + n, sizeof(h->invalid_reasons) - n, "%s%ld %s",
+                         n ? "; " : "", k, (const char *) sqlite3_column_text(st, 1));
+                h->invalid += k;
+        }
+        sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        if (runas_service_user_of(c->database)) {
+                char *err = NULL;
+
+                if (runas_check_writable(runas_service_user_of(c->database), c->database, &err) > 0)
+                        snprintf(h->db_problem, sizeof(h->db_problem), "%s", err ? err : "");
+                free(err);
+        }
+        return 0;
+}
 
 int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret)
 {
@@ -218,7 +286,11 @@ int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret)
         r = report_held_back(db, NULL, &h.held_back);
         if (r < 0)
                 return r;
-        h.healthy = h.scanning && h.failed == 0 && h.overdue == 0 && h.held_back == 0;
+        r = health_problems(db, c, now, &h);
+        if (r < 0)
+                return r;
+        h.healthy = h.scanning && h.failed == 0 && h.overdue == 0 && !h.relay_problem[0] &&
+                    h.stuck == 0 && h.held_sessions == 0 && h.held_back == 0 && !h.db_problem[0];
         *ret = h;
         return 0;
 }

@@ -52,6 +52,17 @@ typedef struct {
         bool healthy;                   /* scanning, nothing failed, nothing overdue, none held back */
         long held_back;                 /* sessions with a problem (report_held_back names them) */
         long unreachable;               /* registrations of sessions to come whose address bounced */
+        /* The admin's problem delivery met (refused login, TLS setup, unreadable credential
+         * or CA), from meta relay_problem; "" when none. Cleared by the next email sent. */
+        char relay_problem[600];
+        int64_t relay_problem_at;
+        long stuck;                     /* new registrations a whole scan has since left new */
+        long held_sessions;             /* sessions held back (sessions.problem) */
+        int64_t held_id;                /* the first of them, and why */
+        char held_problem[256];
+        long invalid;                   /* registrations refused as invalid (not unhealthy) */
+        char invalid_reasons[256];      /* "3 registered_at is not ...; 1 ..." */
+        char db_problem[512];           /* the service user cannot write the database, or "" */
 } health_t;
 
 int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret);

@@ -91,6 +91,18 @@ static bool recipient_stage(const char *cmd)
         return strcmp(cmd, "RCPT") == 0 || strcmp(cmd, "DATA") == 0;
 }
 
+smtp_problem_t smtp_problem_of(int curl_code, long reply_code, const char *command)
+{
+        CURLcode cc = curl_code;
+
+        if (cc == CURLE_LOGIN_DENIED || (command && !strcmp(command, "AUTH") && reply_code >= 500))
+                return SMTP_PROBLEM_AUTH;
+        if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+            cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CRL_BADFILE || cc == CURLE_USE_SSL_FAILED)
+                return SMTP_PROBLEM_TLS;
+        return SMTP_PROBLEM_NONE;
+}
+
 /* Temporary or permanent is read from the reply code, never from the CURLcode alone:
  * libcurl returns the same code for a 451 and a 550. */
 static void classify(slot_t *s, CURLcode cc, smtp_result_t *ret)
@@ -110,6 +122,7 @@ static void classify(slot_t *s, CURLcode cc, smtp_result_t *ret)
                 snprintf(ret->reply, sizeof(ret->reply), "%s",
                          s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc));
         ret->at_rcpt = strcmp(s->command, "RCPT") == 0;
+        ret->problem = smtp_problem_of(cc, code, s->command);
         if (code >= 500 && code < 600)
                 ret->outcome = recipient_stage(s->command) ? SMTP_PERMANENT : SMTP_UNREACHABLE;
         else if (code >= 400 && code < 500)
@@ -471,4 +484,181 @@ int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err)
         r = read_secret(fd, ret);
         close(fd);
         return r;
+}
+
+/* ---- one test message, blocking, for `meccctl test-email` ------------------------------ */
+
+typedef struct {
+        smtp_say_fn say;
+        void *userdata;
+        bool in_auth;           /* between our AUTH and the relay's verdict: hide what we send */
+        bool tls, auth_ok;
+        char last[512];         /* the relay's last reply */
+        char command[16];       /* our last command */
+        const char *data;
+        size_t size, pos;
+} test_t;
+
+static size_t test_read(char *buf, size_t size, size_t n, void *userdata)
+{
+        test_t *t = userdata;
+        size_t want = size * n, left = t->size - t->pos;
+
+        if (want > left)
+                want = left;
+        memcpy(buf, t->data + t->pos, want);
+        t->pos += want;
+        return want;
+}
+
+/* Each line of data, without its line end, to say() with a prefix. */
+static void say_lines(test_t *t, const char *prefix, const char *data, size_t size)
+{
+        while (size > 0) {
+                size_t n = 0, skip;
+                char line[600];
+
+                while (n < size && data[n] != '\n')
+                        n++;
+                skip = n < size ? n + 1 : n;
+                while (n && (data[n - 1] == '\r' || data[n - 1] == '\n'))
+                        n--;
+                snprintf(line, sizeof(line), "%s%.*s", prefix, (int) (n < 500 ? n : 500), data);
+                if (n)
+                        t->say(t->userdata, line);
+                data += skip;
+                size -= skip;
+        }
+}
+
+static int test_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userdata)
+{
+        test_t *t = userdata;
+        size_t n;
+
+        (void) h;
+        switch (type) {
+        case CURLINFO_TEXT:
+                /* libcurl's own notes: only the ones an admin asks about */
+                if ((size > 12 && !strncmp(data, "Connected to", 12)) ||
+                    (size > 20 && !strncmp(data, "SSL connection using", 20)) ||
+                    (size > 13 && !strncmp(data, "Trying ", 7)) ||
+                    (size > 15 && strstr(data, "certificate verify")) ||
+                    (size > 8 && !strncmp(data, "subject:", 8))) {
+                        if (!strncmp(data, "SSL connection using", 20))
+                                t->tls = true;
+                        say_lines(t, "* ", data, size);
+                }
+                break;
+        case CURLINFO_HEADER_IN:
+                say_lines(t, "< ", data, size);
+                /* the first refusal is the answer, not the QUIT's goodbye after it */
+                if (t->last[0] == '4' || t->last[0] == '5')
+                        break;
+                n = size < sizeof(t->last) - 1 ? size : sizeof(t->last) - 1;
+                memcpy(t->last, data, n);
+                while (n && (t->last[n - 1] == '\n' || t->last[n - 1] == '\r'))
+                        n--;
+                t->last[n] = '\0';
+                if (t->in_auth && t->last[0] != '3') {
+                        t->in_auth = false;
+                        t->auth_ok = t->last[0] == '2';
+                }
+                break;
+        case CURLINFO_HEADER_OUT:
+                for (n = 0; n < size && n < sizeof(t->command) - 1 && !strchr(" \r\n:", data[n]); n++)
+                        ;
+                if (t->in_auth) {
+                        /* AUTH LOGIN's username and password lines */
+                        t->say(t->userdata, "> (credentials not shown)");
+                        break;
+                }
+                if (t->last[0] != '4' && t->last[0] != '5') {
+                        memcpy(t->command, data, n);
+                        t->command[n] = '\0';
+                }
+                if (n == 4 && !strncmp(data, "AUTH", 4)) {
+                        /* "AUTH PLAIN <base64 of the password>": the mechanism only */
+                        char line[64];
+                        size_t m = n + 1;
+
+                        while (m < size && !strchr(" \r\n", data[m]))
+                                m++;
+                        snprintf(line, sizeof(line), "> %.*s (credentials not shown)",
+                                 (int) (m < 40 ? m : 40), data);
+                        t->say(t->userdata, line);
+                        t->in_auth = true;
+                        break;
+                }
+                say_lines(t, "> ", data, size);
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+int smtp_test(const smtp_config_t *cfg, const char *password, const char *to, const char *message,
+              smtp_say_fn say, void *userdata, smtp_result_t *ret)
+{
+        test_t t = { .say = say, .userdata = userdata, .data = message, .size = strlen(message) };
+        char from[512], rcpt[512], errbuf[CURL_ERROR_SIZE] = "";
+        struct curl_slist *rcpts = NULL;
+        CURLcode cc;
+        long code = 0;
+        CURL *c;
+
+        *ret = (smtp_result_t) { 0 };
+        c = curl_easy_init();
+        snprintf(from, sizeof(from), "<%s>", cfg->from_addr);
+        snprintf(rcpt, sizeof(rcpt), "<%s>", to);
+        rcpts = curl_slist_append(NULL, rcpt);
+        if (!c || !rcpts) {
+                curl_slist_free_all(rcpts);
+                curl_easy_cleanup(c);
+                return -ENOMEM;
+        }
+        /* the daemon's settings, as slot_init() gives them */
+        curl_easy_setopt(c, CURLOPT_URL, cfg->url);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, test_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, &t);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t) t.size);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, test_debug);
+        curl_easy_setopt(c, CURLOPT_DEBUGDATA, &t);
+        curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, cfg->timeout);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, cfg->timeout);
+        curl_easy_setopt(c, CURLOPT_USE_SSL, cfg->tls_required ? (long) CURLUSESSL_ALL : (long) CURLUSESSL_NONE);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+        if (cfg->ca_file && *cfg->ca_file) {
+                curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+                curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+        }
+        if (cfg->username && *cfg->username) {
+                curl_easy_setopt(c, CURLOPT_USERNAME, cfg->username);
+                if (password)
+                        curl_easy_setopt(c, CURLOPT_PASSWORD, password);
+        }
+        curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
+        curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpts);
+        cc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        ret->code = code;
+        ret->problem = cc == CURLE_OK ? SMTP_PROBLEM_NONE : smtp_problem_of(cc, code, t.command);
+        if (cc == CURLE_OK)
+                ret->outcome = SMTP_SENT;
+        else
+                ret->outcome = code >= 500 && code < 600 ? SMTP_PERMANENT :
+                               code >= 400 ? SMTP_TEMPORARY : SMTP_UNREACHABLE;
+        if (cc == CURLE_OK || (code >= 400 && t.last[0]))
+                snprintf(ret->reply, sizeof(ret->reply), "%s", t.last);
+        else
+                snprintf(ret->reply, sizeof(ret->reply), "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        curl_slist_free_all(rcpts);
+        curl_easy_cleanup(c);
+        return 0;
 }

@@ -15,12 +15,25 @@ typedef enum {
         SMTP_UNREACHABLE, /* the relay itself is down or refuses us: the batch waits */
 } smtp_outcome_t;
 
+/* Failures that are the admin's to fix, not the message's nor the network's: health says
+ * so at once (meccctl status), while the emails wait. */
+typedef enum {
+        SMTP_PROBLEM_NONE,
+        SMTP_PROBLEM_AUTH,      /* the relay refused our login (535, 534, 530 at AUTH) */
+        SMTP_PROBLEM_TLS,       /* CA file unreadable, certificate not verified, no STARTTLS */
+} smtp_problem_t;
+
 typedef struct {
         smtp_outcome_t outcome;
+        smtp_problem_t problem;
         long code;        /* the server's reply code, 0 if none */
         char reply[512];  /* the server's first error reply, or libcurl's reason */
         bool at_rcpt;     /* the reply refused RCPT: the address, not the message */
 } smtp_result_t;
+
+/* Whether a failed transfer (libcurl's code, the reply code, our last command) is the
+ * admin's problem. */
+smtp_problem_t smtp_problem_of(int curl_code, long reply_code, const char *command);
 
 typedef void (*smtp_done_fn)(void *userdata, const smtp_result_t *res);
 
@@ -42,3 +55,11 @@ int smtp_pool_submit(smtp_pool_t *p, const char *from, const char *rcpt, const c
 /* The password from smtp.password_file (refused if group/world readable) or from
  * $CREDENTIALS_DIRECTORY/smtp-password. *ret is NULL when none is configured. */
 int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err);
+
+/* `meccctl test-email`: one message (whole, CRLF lines) to `to` through exactly the
+ * daemon's settings, blocking. Each step of the dialogue goes to say() as a line: "* "
+ * libcurl's notes (connected, TLS), "> " our commands (credentials never shown), "< " the
+ * relay's replies. *ret: the outcome with the relay's last reply. -ENOMEM only. */
+typedef void (*smtp_say_fn)(void *userdata, const char *line);
+int smtp_test(const smtp_config_t *cfg, const char *password, const char *to, const char *message,
+              smtp_say_fn say, void *userdata, smtp_result_t *ret);

@@ -628,7 +628,9 @@ def test_status_answers_is_it_healthy(env):
     st = status("2026-09-01 09:06")
     assert st == {"healthy": True, "open_sessions": 1, "seats_left": 2,
                   "unprocessed_registrations": 0, "queued": 0, "overdue": 0, "failed": 0,
-                  "held_back": 0, "last_scan_at": "2026-09-01T08:05:00Z", "unreachable": 0}, st
+                  "held_back": 0, "last_scan_at": "2026-09-01T08:05:00Z", "unreachable": 0,
+                  "relay_problem": None, "relay_problem_at": None, "stuck_registrations": 0,
+                  "held_sessions": 0, "invalid_registrations": 0, "database_problem": None}, st
     out = text("2026-09-01 09:06")
     assert "1 (2 places left)" in out and "0 queued, 0 failed" in out
 

@@ -590,13 +590,17 @@ static void test_retry_resets_only_failed(void **state)
                         expect_why(e, "not failed");
         }
         assert_int_equal(admin_retry(&e->a, 999, &e->why), ADMIN_NOT_FOUND);
+        /* due now with a new give-up period; the history (attempts, last error) stays */
         assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE id = %lld AND status = 'queued'"
-                                      " AND attempts = 0 AND first_attempt_at IS NULL AND body IS NULL"
-                                      " AND last_error IS NULL AND next_attempt_at = %lld AND message_id = '<m2>'",
+                                      " AND attempts = 3 AND first_attempt_at IS NULL AND body IS NULL"
+                                      " AND last_error = '550 no' AND next_attempt_at = %lld AND message_id = '<m2>'",
                                    (long long) ids[MAIL_FAILED], (long long) e->a.now), 1);
         /* the others are as they were */
-        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE attempts = 3 AND last_error = '550 no'"),
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE attempts = 3 AND last_error = '550 no'"
+                                      " AND status != 'queued' OR id = %lld", (long long) ids[MAIL_QUEUED]),
                          _MAIL_STATUS_MAX - 1);
+        /* a running meccd is told */
+        assert_int_equal(int_query(e, "SELECT count(*) FROM meta WHERE key = 'deliver_wanted'"), 1);
         assert_int_equal(admin_retry_all_failed(&e->a, &n), 0);
         assert_int_equal(n, 0);
         add_mail(e, sid, MAIL_FAILED);
