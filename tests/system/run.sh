@@ -569,6 +569,36 @@ check_stop() {
                 has_mid 2dcc4f83933042e79d4afcdb86afa7e5
 }
 
+exited_69() { [ "$(prop ExecMainStatus)" = 69 ]; }
+
+# A database put back by root (`cp backup meccd.db` as root): meccd refuses to start with
+# 69, naming the file, its owner and the chown; the chown fixes it. Leaves meccd stopped.
+check_root_restored_db() {
+        in_ct sh -c 'cp /var/lib/meccd/meccd.db /root/meccd-backup.db &&
+                rm -f /var/lib/meccd/meccd.db /var/lib/meccd/meccd.db-wal /var/lib/meccd/meccd.db-shm &&
+                cp /root/meccd-backup.db /var/lib/meccd/meccd.db' || return 1
+        say "restored by root: $(in_ct stat -c '%U:%G %a' /var/lib/meccd/meccd.db)"
+        ! in_ct 30 systemctl start meccd 2>/dev/null
+        wait_for 10 exited_69 || { say "ExecMainStatus: $(prop ExecMainStatus)"; return 1; }
+        journal -n 30 -o cat | grep -q "owned by root:root.*chown meccd: /var/lib/meccd/meccd.db" ||
+                { journal -n 10 -o cat | sed 's/^/# /'; return 1; }
+        in_ct systemctl stop meccd
+        in_ct chown meccd:meccd /var/lib/meccd/meccd.db &&
+                in_ct systemctl reset-failed meccd && in_ct 30 systemctl start meccd && wait_for 10 active &&
+                in_ct 60 systemctl stop meccd
+}
+
+# `meccctl init` as root before the service first starts (what meccctl(8) suggests): the
+# database it creates is the service's, and meccd starts on it.
+check_root_init() {
+        in_ct rm -f /var/lib/meccd/meccd.db /var/lib/meccd/meccd.db-wal /var/lib/meccd/meccd.db-shm &&
+                in_ct meccctl init || return 1
+        owner=$(in_ct stat -c '%U' /var/lib/meccd/meccd.db)
+        say "meccctl init as root made a database owned by $owner"
+        [ "$owner" = meccd ] && in_ct 30 systemctl start meccd && wait_for 10 active &&
+                in_ct 60 systemctl stop meccd
+}
+
 mail_to() { in_ct sh -c 'cat /srv/systest/mail/*.json 2>/dev/null' | grep -qF "\"$1\""; }
 db_sql() { in_ct sqlite3 -cmd '.timeout 5000' /var/lib/meccd/meccd.db "$1"; }
 
@@ -713,6 +743,8 @@ main() {
         check "unit starts without /etc/meccd/smtp-password" check_no_credential_file
         check "WatchdogSec=2s: pings keep it alive, no restart" check_watchdog
         check "systemctl stop meccd: inactive, Result=success, exit 0" check_stop
+        check "a database restored by root: start fails with 69, the journal names owner and chown; chown fixes it" check_root_restored_db
+        check "meccctl init as root: the database is the service user's, and meccd starts on it" check_root_init
         check "README upgrade with make install PREFIX=/usr, /usr/local gone: ExecStart=/usr/sbin/meccd, config kept, verify clean" check_upgrade_usr
         check "PREFIX=/usr: restarted, runs /usr/sbin/meccd, reload works" check_usr_runs
         check "README uninstall: stopped, binaries, unit and catalog gone, config and database kept" check_uninstall

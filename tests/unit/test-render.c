@@ -153,6 +153,25 @@ static void test_late_lists_the_next_sessions_it_is_handed(void **state)
         free(m);
 }
 
+/* The website writes the link: only a web link is ever a link. */
+static void test_a_link_that_is_not_a_web_address_is_never_a_link(void **state)
+{
+        env_t *e = *state;
+        mail_data_t d = { .session = &e->s, .registration = &e->g, .instance = "abc" };
+        const char *bad[] = { "javascript:alert(1)", "data:text/html,<b>x</b>", "mailto:x@example.org" };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char *m;
+
+                e->s.join_url = (char *) bad[i];
+                m = render(e, KIND_JOINING_LINK, &d, e->g.email);
+                assert_null(strstr(m, bad[i]));
+                assert_null(strstr(m, "javascript"));
+                assert_non_null(strstr(m, "not ready yet"));
+                free(m);
+        }
+}
+
 static void test_cancellation_calendar_cancels(void **state)
 {
         env_t *e = *state;
@@ -187,6 +206,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_roster_lists_what_it_is_handed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_late_lists_the_next_sessions_it_is_handed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancellation_calendar_cancels, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_link_that_is_not_a_web_address_is_never_a_link, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_what_cannot_be_built, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
