@@ -321,7 +321,7 @@ int report_held_back(db_t *db, int (*fn)(int64_t session_id, const char *problem
 /* ---- the dry run -------------------------------------------------------------------------- */
 
 static const char SQL_SESSION_TIMES[] =
-        "SELECT starts_at, ends_at, ifnull(closes_at, 0) FROM sessions WHERE erased_at IS NULL";
+        "SELECT starts_at, ends_at, ifnull(closes_at, 0), course FROM sessions WHERE erased_at IS NULL";
 static const char SQL_NEXT_RETRY[] =
         "SELECT min(next_attempt_at) FROM outbox WHERE status = ?1 AND next_attempt_at > ?2";
 static const char SQL_DUE_ROWS[] =
@@ -338,8 +338,12 @@ static int64_t next_moment(db_t *db, const config_t *c, int64_t after)
         if (!st)
                 return INT64_MAX;
         while (db_step(st) == 1) {
-                int64_t t = plan_next_moment(c, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-                                             sqlite3_column_int64(st, 2), after);
+                /* each session falls due by its own course's offsets (none for a course the
+                 * config does not know: it is held back) */
+                const config_t *k = config_settings(c, (const char *) sqlite3_column_text(st, 3));
+                int64_t t = k ? plan_next_moment(k, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                                 sqlite3_column_int64(st, 2), after)
+                              : INT64_MAX;
                 if (t < best)
                         best = t;
         }

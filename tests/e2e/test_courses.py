@@ -85,3 +85,16 @@ def test_check_config_checks_every_courses_templates(env):
     p = env.run("meccd", "--check-config", check=False)
     assert p.returncode == 78, p
     assert "confirmation.txt" in p.stderr and "nmae" in p.stderr
+
+
+def test_upcoming_follows_each_courses_own_moments(env):
+    """The dry run asks the same questions as the scans: a course's 14-day cutoff puts its
+    roster on 8 September, where the global 7 days would have said the 15th."""
+    env.write_conf(TTT)
+    ttt = int(env.ctl("session", "add", "--course", "ttt", "--start", "2026-09-22 10:30",
+                      "--end", "2026-09-22 16:00", "--capacity", "8", "--trainer", "t@example.org",
+                      now="2026-08-01 09:00").stdout)
+    env.register(ttt, "Ann Smith", "ann@example.org", "2026-08-01 09:00")
+    rows = env.ctl_json("upcoming", "--until", "2026-09-20 00:00", now="2026-08-01 09:30")
+    roster = [r for r in rows if r["kind"] == "roster"]
+    assert len(roster) == 1 and roster[0]["at"].startswith("2026-09-08"), roster
