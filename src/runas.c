@@ -30,13 +30,14 @@ const char *runas_service_user_of(const char *db_path)
 {
         const char *user = runas_default_user();
         struct passwd *pw = user ? getpwnam(user) : NULL;
-        const char *slash = strrchr(db_path, '/');
+        const char *slash;
         struct stat st;
         char *dir;
         int r;
 
-        if (!pw)
+        if (!pw || !db_path)
                 return NULL;
+        slash = strrchr(db_path, '/');
         if (asprintf(&dir, "%.*s", slash ? (int) (slash - db_path) + (slash == db_path) : 1,
                      slash ? db_path : ".") < 0)
                 return NULL;
