@@ -1,6 +1,5 @@
 /* report.c - what admins read: lists, the health verdict, the dry run, a preview. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,21 +11,6 @@
 #include "report.h"
 #include "runas.h"
 #include "scan.h"
-
-static int say(int result, char **ret_why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int say(int result, char **ret_why, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!ret_why)
-                return result;
-        free(*ret_why);
-        va_start(ap, fmt);
-        if (vasprintf(ret_why, fmt, ap) < 0)
-                *ret_why = NULL;
-        va_end(ap);
-        return result;
-}
 
 /* ---- lists -------------------------------------------------------------------------------- */
 
@@ -506,8 +490,8 @@ static int render(db_t *db, const config_t *c, const templates_t *t, const regis
         key.message_id = mid ? mid : fake;
         r = outbox_build(db, c, t, &key, now, ret, ret_size, &err);
         if (r < 0)
-                (void) say(r == -EINVAL ? ADMIN_REFUSED : r, ret_why, "cannot render: %s",
-                           err ? err : r == -EINVAL ? "the address is not valid (erased?)" : strerror(-r));
+                (void) admin_say(r == -EINVAL ? ADMIN_REFUSED : r, ret_why, "cannot render: %s",
+                                 err ? err : r == -EINVAL ? "the address is not valid (erased?)" : strerror(-r));
         free(err);
         free(mid);
         free(to);
@@ -526,12 +510,12 @@ int report_preview(db_t *db, const config_t *c, int64_t now, kind_t kind, int64_
                 return -EINVAL;
         r = db_registration_get(db, registration_id, &g);
         if (r == 0)
-                return say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) registration_id);
+                return admin_say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) registration_id);
         if (r < 0)
                 return r;
         r = templates_load(c->templates, c, &t, &err);
         if (r < 0) {
-                r = say(ADMIN_CONFIG, ret_why, "%s", err ? err : "cannot load the templates");
+                r = admin_say(ADMIN_CONFIG, ret_why, "%s", err ? err : "cannot load the templates");
                 goto out;
         }
         r = render(db, c, t, &g, kind, now, ret, ret_size, ret_why);
