@@ -295,67 +295,67 @@ int admin_session_edit(const admin_t *a, int64_t id, const session_fields_t *f, 
         return finish(a, r);
 }
 
-int admin_session_cancel(const admin_t *a, int64_t id, char **ret_why)
+/* An action on session id in one transaction: read it, then step (0 or why not). */
+static int on_session(const admin_t *a, int64_t id,
+                      int (*step)(const admin_t *, const session_t *, char **), char **ret_why)
 {
         session_t s = { 0 };
-        sqlite3_stmt *st;
         int r;
 
         r = db_begin(a->db);
         if (r < 0)
                 return r;
         r = get_session(a, id, &s, ret_why);
-        if (r)
-                goto out;
-        if (s.status == SESSION_CANCELLED || s.status == SESSION_DONE) {
-                r = admin_say(ADMIN_REFUSED, ret_why, "session %lld is %s%s", (long long) id,
-                              s.status == SESSION_CANCELLED ? "already " : "", session_status_to_string(s.status));
-                goto out;
-        }
-        st = db_stmt(a->db, SQL_SESSION_STATUS);
-        if (!st) {
-                r = -EIO;
-                goto out;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, session_status_to_string(SESSION_CANCELLED), -1, SQLITE_STATIC);
-        r = db_step_done(st);
-out:
+        if (r == 0)
+                r = step(a, &s, ret_why);
         session_clear(&s);
         return finish(a, r);
 }
 
-int admin_session_close(const admin_t *a, int64_t id, char **ret_why)
+static int cancel_session(const admin_t *a, const session_t *s, char **ret_why)
 {
-        session_t s = { 0 };
+        sqlite3_stmt *st;
+
+        if (s->status == SESSION_CANCELLED || s->status == SESSION_DONE)
+                return admin_say(ADMIN_REFUSED, ret_why, "session %lld is %s%s", (long long) s->id,
+                                 s->status == SESSION_CANCELLED ? "already " : "",
+                                 session_status_to_string(s->status));
+        st = db_stmt(a->db, SQL_SESSION_STATUS);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, s->id);
+        sqlite3_bind_text(st, 2, session_status_to_string(SESSION_CANCELLED), -1, SQLITE_STATIC);
+        return db_step_done(st);
+}
+
+int admin_session_cancel(const admin_t *a, int64_t id, char **ret_why)
+{
+        return on_session(a, id, cancel_session, ret_why);
+}
+
+static int close_session(const admin_t *a, const session_t *s, char **ret_why)
+{
         sqlite3_stmt *st;
         int r;
 
-        r = db_begin(a->db);
-        if (r < 0)
-                return r;
-        r = get_session(a, id, &s, ret_why);
-        if (r)
-                goto out;
-        if (s.status != SESSION_OPEN) {
-                r = admin_say(ADMIN_REFUSED, ret_why, "session %lld is %s, not open", (long long) id,
-                              session_status_to_string(s.status));
-                goto out;
-        }
+        if (s->status != SESSION_OPEN)
+                return admin_say(ADMIN_REFUSED, ret_why, "session %lld is %s, not open", (long long) s->id,
+                                 session_status_to_string(s->status));
         st = db_stmt(a->db, SQL_SESSION_CLOSES);
-        if (!st) {
-                r = -EIO;
-                goto out;
-        }
-        sqlite3_bind_int64(st, 1, id);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, s->id);
         sqlite3_bind_int64(st, 2, a->now);
         r = db_step_done(st);
         /* the close step itself: the waiting list is told, the roster queued */
         if (r == 0)
                 r = scan_close(a->db, a->cfg, a->now, &(scan_stats_t) { 0 });
-out:
-        session_clear(&s);
-        return finish(a, r);
+        return r;
+}
+
+int admin_session_close(const admin_t *a, int64_t id, char **ret_why)
+{
+        return on_session(a, id, close_session, ret_why);
 }
 
 /* ---- registrations ------------------------------------------------------------------------ */
