@@ -552,6 +552,22 @@ static bool header_is(const csv_row_t *h, const char *const *names, size_t min, 
         return true;
 }
 
+/* The whole of a file an admin hands over, at most max bytes; one that cannot be read is
+ * refused, and nothing was done ("imported", "changed"). */
+static int read_input(const char *path, size_t max, const char *done, char **ret, size_t *ret_size,
+                      char **ret_why)
+{
+        int r = text_read_file(path, max, ret, ret_size);
+
+        if (r == -EFBIG)
+                return admin_say(ADMIN_REFUSED, ret_why, "%s: larger than %zu MiB; nothing was %s", path,
+                                 max >> 20, done);
+        if (r < 0)
+                return admin_say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
+                                 r == -EINVAL ? "not a regular file" : strerror(-r));
+        return 0;
+}
+
 /* The file as a table with a header row. */
 static int load_csv(const char *path, csv_table_t **ret, char **ret_why)
 {
@@ -559,13 +575,9 @@ static int load_csv(const char *path, csv_table_t **ret, char **ret_why)
         size_t size = 0;
         int r;
 
-        r = text_read_file(path, (size_t) IMPORT_MAX_MIB << 20, &buf, &size);
-        if (r == -EFBIG)
-                return admin_say(ADMIN_REFUSED, ret_why, "%s: larger than %d MiB; nothing was imported", path,
-                                 IMPORT_MAX_MIB);
-        if (r < 0)
-                return admin_say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
-                                 r == -EINVAL ? "not a regular file" : strerror(-r));
+        r = read_input(path, (size_t) IMPORT_MAX_MIB << 20, "imported", &buf, &size, ret_why);
+        if (r)
+                return r;
         r = csv_parse(buf, size, ret, &err);
         free(buf);
         if (r < 0) {
@@ -931,13 +943,9 @@ int admin_import_registrations(const admin_t *a, const char *path, import_report
 
         for (size_t k = 0; k < _IMPORT_COL_MAX; k++)
                 how.header[k] = import_column_names[k];
-        r = text_read_file(path, (size_t) IMPORT_MAX_MIB << 20, &buf, &size);
-        if (r == -EFBIG)
-                return admin_say(ADMIN_REFUSED, ret_why, "%s: larger than %d MiB; nothing was imported", path,
-                                 IMPORT_MAX_MIB);
-        if (r < 0)
-                return admin_say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
-                                 r == -EINVAL ? "not a regular file" : strerror(-r));
+        r = read_input(path, (size_t) IMPORT_MAX_MIB << 20, "imported", &buf, &size, ret_why);
+        if (r)
+                return r;
         r = admin_import_bookings(a, path, buf, size, &how, ret, ret_why);
         free(buf);
         return r;
@@ -1188,14 +1196,9 @@ int admin_attendance_import(const admin_t *a, int64_t session_id, const char *pa
         r = attendance_session(a, session_id, &s, ret_why);
         if (r)
                 return r;
-        r = text_read_file(path, ATTENDANCE_MAX_SIZE, &buf, &size);
-        if (r < 0) {
-                r = r == -EFBIG ? admin_say(ADMIN_REFUSED, ret_why, "%s: larger than %d MiB; nothing was changed",
-                                            path, ATTENDANCE_MAX_SIZE >> 20)
-                                : admin_say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
-                                            r == -EINVAL ? "not a regular file" : strerror(-r));
+        r = read_input(path, ATTENDANCE_MAX_SIZE, "changed", &buf, &size, ret_why);
+        if (r)
                 goto out;
-        }
         r = attendance_parse(buf, size, &att, &err);
         if (r == -EBADMSG) {
                 r = admin_say(ADMIN_REFUSED, ret_why, "%s: %s; nothing was changed", path,
