@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "journal.h"
 #include "outbox.h"
 #include "plan.h"
@@ -19,12 +20,11 @@ static const char SQL_SESSIONS_IN[] = "SELECT id FROM sessions WHERE status = ?1
 static const char SQL_REGS[] = "SELECT id FROM registrations ORDER BY session_id, registered_at, id";
 static const char SQL_REGS_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 ORDER BY registered_at, id";
-#define SQL_OUTBOX_ROWS                                                                           \
-        "SELECT id, ifnull(registration_id, 0), session_id, kind, occasion, recipient, status,"   \
-        " attempts, created_at, ifnull(sent_at, 0), next_attempt_at, last_error, message_id"      \
-        " FROM outbox"
-static const char SQL_OUTBOX[] = SQL_OUTBOX_ROWS " ORDER BY id";
-static const char SQL_OUTBOX_IN[] = SQL_OUTBOX_ROWS " WHERE status = ?1 ORDER BY id";
+/* ?1 NULL: every row */
+static const char SQL_OUTBOX[] =
+        "SELECT id, ifnull(registration_id, 0), session_id, kind, occasion, recipient, status,"
+        " attempts, created_at, ifnull(sent_at, 0), next_attempt_at, last_error, message_id"
+        " FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id";
 
 typedef int (*session_fn)(const session_t *s, void *userdata);
 
@@ -86,13 +86,15 @@ static const char *col_text(sqlite3_stmt *st, int i)
 int report_outbox(db_t *db, mail_status_t status,
                   int (*fn)(const mail_row_t *o, void *userdata), void *userdata)
 {
-        sqlite3_stmt *st = db_stmt(db, status >= 0 ? SQL_OUTBOX_IN : SQL_OUTBOX);
+        sqlite3_stmt *st = db_stmt(db, SQL_OUTBOX);
         int r = 0, q = 0;
 
         if (!st)
                 return -EIO;
         if (status >= 0)
                 sqlite3_bind_text(st, 1, mail_status_to_string(status), -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, 1);
         while (q >= 0 && (r = db_step(st)) == 1) {
                 mail_row_t o = {
                         .id = sqlite3_column_int64(st, 0),
@@ -349,11 +351,23 @@ typedef struct {
         bool expired;
 } due_t;
 
+/* A row of SQL_DUE_ROWS, as due at t. */
+static due_t due_from_row(db_t *db, const config_t *c, sqlite3_stmt *st, int64_t t)
+{
+        due_t d = { sqlite3_column_int64(st, 0),
+                    { t, kind_from_string(col_text(st, 1)), sqlite3_column_int64(st, 2),
+                      sqlite3_column_int64(st, 3) }, false };
+
+        d.expired = outbox_stale(db, c, d.u.session_id, d.u.registration_id, d.u.kind, col_text(st, 4),
+                                 t) != NULL;
+        return d;
+}
+
 static int collect_due(db_t *db, const config_t *c, int64_t t, due_t **ret, size_t *ret_n)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_DUE_ROWS);
         due_t *rows = NULL;
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         int r;
 
         if (!st)
@@ -361,19 +375,10 @@ static int collect_due(db_t *db, const config_t *c, int64_t t, due_t **ret, size
         sqlite3_bind_text(st, 1, mail_status_to_string(MAIL_QUEUED), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, t);
         while ((r = db_step(st)) == 1) {
-                due_t *p = realloc(rows, (n + 1) * sizeof(*rows));
-
-                if (!p) {
-                        r = -ENOMEM;
+                r = array_grow((void **) &rows, &cap, n + 1, sizeof(*rows));
+                if (r < 0)
                         break;
-                }
-                rows = p;
-                rows[n] = (due_t) { sqlite3_column_int64(st, 0),
-                                    { t, kind_from_string(col_text(st, 1)), sqlite3_column_int64(st, 2),
-                                      sqlite3_column_int64(st, 3) }, false };
-                rows[n].expired = outbox_stale(db, c, rows[n].u.session_id, rows[n].u.registration_id,
-                                               rows[n].u.kind, col_text(st, 4), t) != NULL;
-                n++;
+                rows[n++] = due_from_row(db, c, st, t);
         }
         sqlite3_reset(st);
         *ret = rows;
