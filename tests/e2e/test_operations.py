@@ -190,20 +190,35 @@ def test_unverified_certificate_is_the_admins_problem(env):
 
 
 def test_unreadable_ca_file_is_a_configuration_error(env):
-    """A ca_file meccd cannot read (here: not there) is a setup error health reports at
-    once; no email is tried, so none spends its attempts on it."""
+    """A ca_file the service user cannot read (root's, mode 0600: it passes a check made as
+    root) is a setup error health reports at once; no email is tried, so none spends its
+    attempts on it. (A ca_file that is not there at all is refused by the config check.)"""
     book(env, 1)
-    missing = os.path.join(env.dir, "no-such-ca.pem")
+    ca = os.path.join(env.dir, "private-ca.pem")
+    with open(ca, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\n")
+    os.chmod(ca, 0o600)
     with Server(Recorder()) as srv:
-        point(env, srv.port, tls="required", ca_file=missing)
-        p = env.scan(T0)
+        point(env, srv.port, tls="required", ca_file=ca)
+        env.ctl("init")
+        # the state directory and the database are the service user's, the CA file root's
+        os.chmod(env.conf, 0o644)
+        for name in os.listdir(env.dir):
+            if name.startswith("meccd.db"):
+                os.chown(os.path.join(env.dir, name), 65534, 65534)
+        os.chown(env.dir, 65534, 65534)
+        p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            os.path.join(BUILD, "meccd"), "-c", env.conf, "--once", "--now", T0],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, MECCD_LOG="stderr"))
+        assert p.returncode == 0, (p.returncode, p.stderr)
         assert not srv.handler.mail_commands
-    assert missing in p.stderr, p.stderr
+    assert ca in p.stderr, p.stderr
     (r,) = outbox(env).values()
     assert r["status"] == "queued" and r["attempts"] == 0, r
     p, j = status(env, "2026-08-01T09:01:00Z")
     assert p.returncode == 1
-    assert j["relay_problem"].startswith("configuration: smtp.ca_file %s" % missing), j
+    assert j["relay_problem"].startswith("configuration: smtp.ca_file %s" % ca), j
 
 
 # ---- backup and restore -------------------------------------------------------------------
