@@ -23,9 +23,7 @@
 #define CAPACITY_MAX 100000
 #define IMPORT_MAX_MIB 64
 
-/* Set *ret_why to a sentence (when the caller wants one) and return result. */
-static int say(int result, char **ret_why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int say(int result, char **ret_why, const char *fmt, ...)
+int admin_say(int result, char **ret_why, const char *fmt, ...)
 {
         va_list ap;
 
@@ -90,8 +88,8 @@ static const char SQL_SESSION_COURSE[] = "UPDATE sessions SET course = ?2 WHERE 
 static int check_course(const admin_t *a, const session_fields_t *f, char **ret_why)
 {
         if ((f->given & SF_COURSE) && !config_settings(a->cfg, f->course))
-                return say(ADMIN_REFUSED, ret_why, "course \"%s\" is not configured in %s", f->course,
-                           a->cfg->path ? a->cfg->path : "the configuration");
+                return admin_say(ADMIN_REFUSED, ret_why, "course \"%s\" is not configured in %s", f->course,
+                                 a->cfg->path ? a->cfg->path : "the configuration");
         return 0;
 }
 
@@ -113,19 +111,20 @@ static int set_course(const admin_t *a, int64_t id, const session_fields_t *f)
 static int check_fields(const session_fields_t *f, char **ret_why)
 {
         if ((f->given & SF_TITLE) && !text_is_line(f->title))
-                return say(ADMIN_REFUSED, ret_why, "the title must be a non-empty single line");
+                return admin_say(ADMIN_REFUSED, ret_why, "the title must be a non-empty single line");
         if ((f->given & SF_CAPACITY) && (f->capacity < 0 || f->capacity > CAPACITY_MAX))
-                return say(ADMIN_REFUSED, ret_why, "the capacity must be a number of places from 0 to %d, not %ld",
-                           CAPACITY_MAX, f->capacity);
+                return admin_say(ADMIN_REFUSED, ret_why,
+                                 "the capacity must be a number of places from 0 to %d, not %ld", CAPACITY_MAX,
+                                 f->capacity);
         if ((f->given & SF_JOIN_URL) && !text_is_url(f->join_url))
-                return say(ADMIN_REFUSED, ret_why, "the joining link \"%s\" is not an http(s) URL",
-                           f->join_url ? f->join_url : "");
+                return admin_say(ADMIN_REFUSED, ret_why, "the joining link \"%s\" is not an http(s) URL",
+                                 f->join_url ? f->join_url : "");
         if ((f->given & SF_ELEARNING_URL) && !text_is_url(f->elearning_url))
-                return say(ADMIN_REFUSED, ret_why, "the e-learning link \"%s\" is not an http(s) URL",
-                           f->elearning_url ? f->elearning_url : "");
+                return admin_say(ADMIN_REFUSED, ret_why, "the e-learning link \"%s\" is not an http(s) URL",
+                                 f->elearning_url ? f->elearning_url : "");
         if ((f->given & SF_TRAINER) && !addr_valid(f->trainer_email))
-                return say(ADMIN_REFUSED, ret_why, "the trainer's address \"%s\" is not a valid email address",
-                           f->trainer_email ? f->trainer_email : "");
+                return admin_say(ADMIN_REFUSED, ret_why, "the trainer's address \"%s\" is not a valid email address",
+                                 f->trainer_email ? f->trainer_email : "");
         return 0;
 }
 
@@ -162,12 +161,12 @@ static void why_too_soon(const admin_t *a, const session_t *s, char **ret_why)
 
         clock_format_local(s->starts_at, start, sizeof(start));
         if (s->starts_at <= a->now) {
-                (void) say(0, ret_why, "the session would start %s, which is in the past", start);
+                (void) admin_say(0, ret_why, "the session would start %s, which is in the past", start);
                 return;
         }
         clock_format_local(plan_cutoff(a->cfg, s->starts_at, s->closes_at), cutoff, sizeof(cutoff));
-        (void) say(0, ret_why, "bookings for a session starting %s close %s, which is already past:"
-                   " they would be closed at once and the roster sent at the next scan", start, cutoff);
+        (void) admin_say(0, ret_why, "bookings for a session starting %s close %s, which is already past:"
+                         " they would be closed at once and the roster sent at the next scan", start, cutoff);
 }
 
 /* The fields an admin sets, as ?2 to ?9. */
@@ -199,12 +198,12 @@ int admin_session_add(const admin_t *a, const session_fields_t *f, bool force, i
         if (!(f->given & SF_TITLE) && sc->course_title)
                 s.title = sc->course_title;
         if ((f->given & (SF_REQUIRED & ~SF_TITLE)) != (SF_REQUIRED & ~SF_TITLE) || !s.title)
-                return say(ADMIN_REFUSED, ret_why, "a session needs a title, a start, an end and a capacity");
+                return admin_say(ADMIN_REFUSED, ret_why, "a session needs a title, a start, an end and a capacity");
         r = check_fields(f, ret_why);
         if (r)
                 return r;
         if (s.ends_at <= s.starts_at)
-                return say(ADMIN_REFUSED, ret_why, "the end must be after the start");
+                return admin_say(ADMIN_REFUSED, ret_why, "the end must be after the start");
         if (!plan_bookable(sc, &s, a->now)) {
                 why_too_soon(a, &s, ret_why);
                 if (!force)
@@ -235,7 +234,7 @@ static int get_session(const admin_t *a, int64_t id, session_t *ret, char **ret_
         int r = db_session_get_plain(a->db, id, ret);
 
         if (r == 0)
-                return say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) id);
+                return admin_say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) id);
         return r < 0 ? r : 0;
 }
 
@@ -249,10 +248,10 @@ static int edit(const admin_t *a, const session_t *s, const session_fields_t *f,
         int r;
 
         if (s->status == SESSION_CANCELLED || s->status == SESSION_DONE)
-                return say(ADMIN_REFUSED, ret_why, "session %lld is %s and can no longer be edited",
-                           (long long) s->id, session_status_to_string(s->status));
+                return admin_say(ADMIN_REFUSED, ret_why, "session %lld is %s and can no longer be edited",
+                                 (long long) s->id, session_status_to_string(s->status));
         if (n.ends_at <= n.starts_at)
-                return say(ADMIN_REFUSED, ret_why, "the end must be after the start");
+                return admin_say(ADMIN_REFUSED, ret_why, "the end must be after the start");
         changed = n.starts_at != s->starts_at || n.ends_at != s->ends_at ||
                   !same_text(n.join_url, s->join_url);
         if (changed && !(note = change_note(s, &n)))
@@ -296,67 +295,67 @@ int admin_session_edit(const admin_t *a, int64_t id, const session_fields_t *f, 
         return finish(a, r);
 }
 
-int admin_session_cancel(const admin_t *a, int64_t id, char **ret_why)
+/* An action on session id in one transaction: read it, then step (0 or why not). */
+static int on_session(const admin_t *a, int64_t id,
+                      int (*step)(const admin_t *, const session_t *, char **), char **ret_why)
 {
         session_t s = { 0 };
-        sqlite3_stmt *st;
         int r;
 
         r = db_begin(a->db);
         if (r < 0)
                 return r;
         r = get_session(a, id, &s, ret_why);
-        if (r)
-                goto out;
-        if (s.status == SESSION_CANCELLED || s.status == SESSION_DONE) {
-                r = say(ADMIN_REFUSED, ret_why, "session %lld is %s%s", (long long) id,
-                        s.status == SESSION_CANCELLED ? "already " : "", session_status_to_string(s.status));
-                goto out;
-        }
-        st = db_stmt(a->db, SQL_SESSION_STATUS);
-        if (!st) {
-                r = -EIO;
-                goto out;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, session_status_to_string(SESSION_CANCELLED), -1, SQLITE_STATIC);
-        r = db_step_done(st);
-out:
+        if (r == 0)
+                r = step(a, &s, ret_why);
         session_clear(&s);
         return finish(a, r);
 }
 
-int admin_session_close(const admin_t *a, int64_t id, char **ret_why)
+static int cancel_session(const admin_t *a, const session_t *s, char **ret_why)
 {
-        session_t s = { 0 };
+        sqlite3_stmt *st;
+
+        if (s->status == SESSION_CANCELLED || s->status == SESSION_DONE)
+                return admin_say(ADMIN_REFUSED, ret_why, "session %lld is %s%s", (long long) s->id,
+                                 s->status == SESSION_CANCELLED ? "already " : "",
+                                 session_status_to_string(s->status));
+        st = db_stmt(a->db, SQL_SESSION_STATUS);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, s->id);
+        sqlite3_bind_text(st, 2, session_status_to_string(SESSION_CANCELLED), -1, SQLITE_STATIC);
+        return db_step_done(st);
+}
+
+int admin_session_cancel(const admin_t *a, int64_t id, char **ret_why)
+{
+        return on_session(a, id, cancel_session, ret_why);
+}
+
+static int close_session(const admin_t *a, const session_t *s, char **ret_why)
+{
         sqlite3_stmt *st;
         int r;
 
-        r = db_begin(a->db);
-        if (r < 0)
-                return r;
-        r = get_session(a, id, &s, ret_why);
-        if (r)
-                goto out;
-        if (s.status != SESSION_OPEN) {
-                r = say(ADMIN_REFUSED, ret_why, "session %lld is %s, not open", (long long) id,
-                        session_status_to_string(s.status));
-                goto out;
-        }
+        if (s->status != SESSION_OPEN)
+                return admin_say(ADMIN_REFUSED, ret_why, "session %lld is %s, not open", (long long) s->id,
+                                 session_status_to_string(s->status));
         st = db_stmt(a->db, SQL_SESSION_CLOSES);
-        if (!st) {
-                r = -EIO;
-                goto out;
-        }
-        sqlite3_bind_int64(st, 1, id);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, s->id);
         sqlite3_bind_int64(st, 2, a->now);
         r = db_step_done(st);
         /* the close step itself: the waiting list is told, the roster queued */
         if (r == 0)
                 r = scan_close(a->db, a->cfg, a->now, &(scan_stats_t) { 0 });
-out:
-        session_clear(&s);
-        return finish(a, r);
+        return r;
+}
+
+int admin_session_close(const admin_t *a, int64_t id, char **ret_why)
+{
+        return on_session(a, id, close_session, ret_why);
 }
 
 /* ---- registrations ------------------------------------------------------------------------ */
@@ -411,12 +410,12 @@ int admin_register(const admin_t *a, int64_t session_id, const char *name, const
         int r;
 
         if (!text_is_line(name))
-                return say(ADMIN_REFUSED, ret_why, "the name must be a non-empty single line");
+                return admin_say(ADMIN_REFUSED, ret_why, "the name must be a non-empty single line");
         if (!addr_valid(email))
-                return say(ADMIN_REFUSED, ret_why, "\"%s\" is not a valid email address", email ? email : "");
+                return admin_say(ADMIN_REFUSED, ret_why, "\"%s\" is not a valid email address", email ? email : "");
         r = session_exists(a, session_id);
         if (r == 0)
-                return say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) session_id);
+                return admin_say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) session_id);
         if (r < 0)
                 return r;
         return insert_registration(a, session_id, name, email, a->now, ret_id);
@@ -433,10 +432,10 @@ int admin_cancel(const admin_t *a, int64_t registration_id, char **ret_why)
                 return r;
         r = db_registration_get(a->db, registration_id, &g);
         if (r == 0)
-                r = say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) registration_id);
+                r = admin_say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) registration_id);
         else if (r > 0 && !admin_may_cancel(g.status))
-                r = say(ADMIN_REFUSED, ret_why, "registration %lld is %s; nothing to cancel",
-                        (long long) registration_id, reg_status_to_string(g.status));
+                r = admin_say(ADMIN_REFUSED, ret_why, "registration %lld is %s; nothing to cancel",
+                              (long long) registration_id, reg_status_to_string(g.status));
         else if (r > 0 && !(st = db_stmt(a->db, SQL_REG_STATUS)))
                 r = -EIO;
         else if (r > 0) {
@@ -499,7 +498,7 @@ int admin_elearning_done_id(const admin_t *a, int64_t registration_id, int64_t a
         int r = db_registration_get(a->db, registration_id, &g);
 
         if (r == 0)
-                return say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) registration_id);
+                return admin_say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) registration_id);
         if (r < 0)
                 return r;
         registration_clear(&g);
@@ -514,7 +513,7 @@ int admin_elearning_done_email(const admin_t *a, const char *email, int64_t at, 
                 return r;
         r = mark_done_email(a, email, at);
         if (r == 0)
-                r = say(ADMIN_NOT_FOUND, ret_why, "no registration for \"%s\"", email);
+                r = admin_say(ADMIN_NOT_FOUND, ret_why, "no registration for \"%s\"", email);
         else if (r > 0)
                 r = 0;
         return finish(a, r);
@@ -553,6 +552,22 @@ static bool header_is(const csv_row_t *h, const char *const *names, size_t min, 
         return true;
 }
 
+/* The whole of a file an admin hands over, at most max bytes; one that cannot be read is
+ * refused, and nothing was done ("imported", "changed"). */
+static int read_input(const char *path, size_t max, const char *done, char **ret, size_t *ret_size,
+                      char **ret_why)
+{
+        int r = text_read_file(path, max, ret, ret_size);
+
+        if (r == -EFBIG)
+                return admin_say(ADMIN_REFUSED, ret_why, "%s: larger than %zu MiB; nothing was %s", path,
+                                 max >> 20, done);
+        if (r < 0)
+                return admin_say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
+                                 r == -EINVAL ? "not a regular file" : strerror(-r));
+        return 0;
+}
+
 /* The file as a table with a header row. */
 static int load_csv(const char *path, csv_table_t **ret, char **ret_why)
 {
@@ -560,25 +575,21 @@ static int load_csv(const char *path, csv_table_t **ret, char **ret_why)
         size_t size = 0;
         int r;
 
-        r = text_read_file(path, (size_t) IMPORT_MAX_MIB << 20, &buf, &size);
-        if (r == -EFBIG)
-                return say(ADMIN_REFUSED, ret_why, "%s: larger than %d MiB; nothing was imported", path,
-                           IMPORT_MAX_MIB);
-        if (r < 0)
-                return say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
-                           r == -EINVAL ? "not a regular file" : strerror(-r));
+        r = read_input(path, (size_t) IMPORT_MAX_MIB << 20, "imported", &buf, &size, ret_why);
+        if (r)
+                return r;
         r = csv_parse(buf, size, ret, &err);
         free(buf);
         if (r < 0) {
                 /* err is "line N: why": as FILE:N: why, the way compilers name a place */
-                r = say(ADMIN_REFUSED, ret_why, "%s:%s; nothing was imported", path,
-                        err ? err + (strncmp(err, "line ", 5) ? 0 : 5) : " cannot be read");
+                r = admin_say(ADMIN_REFUSED, ret_why, "%s:%s; nothing was imported", path,
+                              err ? err + (strncmp(err, "line ", 5) ? 0 : 5) : " cannot be read");
                 free(err);
                 return r;
         }
         if ((*ret)->n_rows == 0) {
                 *ret = csv_table_free(*ret);
-                return say(ADMIN_REFUSED, ret_why, "%s:1: the file is empty; a header row is needed", path);
+                return admin_say(ADMIN_REFUSED, ret_why, "%s:1: the file is empty; a header row is needed", path);
         }
         return 0;
 }
@@ -594,21 +605,22 @@ static int elearning_row(const admin_t *a, const char *path, const csv_row_t *ro
         int r;
 
         if (row->n_fields != 2)
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: expected 2 fields, found %zu; nothing was imported",
-                           path, row->line, row->n_fields);
+                return admin_say(ADMIN_REFUSED, ret_why, "%s:%u: expected 2 fields, found %zu; nothing was imported",
+                                 path, row->line, row->n_fields);
         if (!addr_valid(row->fields[0]))
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: \"%s\" is not a valid email address; nothing was imported",
-                           path, row->line, row->fields[0]);
+                return admin_say(ADMIN_REFUSED, ret_why,
+                                 "%s:%u: \"%s\" is not a valid email address; nothing was imported", path,
+                                 row->line, row->fields[0]);
         if (clock_parse_time(row->fields[1], &at) < 0)
-                return say(ADMIN_REFUSED, ret_why, "%s:%u: completed_at \"%s\" is not a time like"
-                           " \"2026-09-01 10:30\"; nothing was imported", path, row->line, row->fields[1]);
+                return admin_say(ADMIN_REFUSED, ret_why, "%s:%u: completed_at \"%s\" is not a time like"
+                                 " \"2026-09-01 10:30\"; nothing was imported", path, row->line, row->fields[1]);
         r = mark_done_email(a, row->fields[0], at);
         if (r > 0) {
                 rep->applied++;
                 return 0;
         }
         if (r == 0) {
-                (void) say(0, &note, "%s:%u: no registration for %s", path, row->line, row->fields[0]);
+                (void) admin_say(0, &note, "%s:%u: no registration for %s", path, row->line, row->fields[0]);
                 r = add_note(rep, note);
         }
         return r;
@@ -626,8 +638,8 @@ static int import(const admin_t *a, const char *path, const char *const *header,
         if (r)
                 return r;
         if (!header_is(&t->rows[0], header, min, max)) {
-                r = say(ADMIN_REFUSED, ret_why, "%s:%u: the header must be \"%s\"; nothing was imported",
-                        path, t->rows[0].line, header_text);
+                r = admin_say(ADMIN_REFUSED, ret_why, "%s:%u: the header must be \"%s\"; nothing was imported",
+                              path, t->rows[0].line, header_text);
                 goto out;
         }
         r = db_begin(a->db);
@@ -686,22 +698,22 @@ static int read_header(const csv_row_t *h, const import_bookings_t *how, columns
                         if (how->header[k] && strcasecmp(h->fields[i], how->header[k]) == 0)
                                 break;
                 if (k < _IMPORT_COL_MAX && c.at[k] >= 0)
-                        return say(ADMIN_REFUSED, ret_why, "the header names \"%s\" twice", how->header[k]);
+                        return admin_say(ADMIN_REFUSED, ret_why, "the header names \"%s\" twice", how->header[k]);
                 if (k < _IMPORT_COL_MAX)
                         c.at[k] = (int) i;
                 else if (!how->skip_bad_rows)
-                        return say(ADMIN_REFUSED, ret_why, "the header must name the columns session_id"
-                                   " (or session, by the session's ref), name and email, and may name"
-                                   " registered_at, ref, status and organisation; \"%s\" is none of them",
-                                   h->fields[i]);
+                        return admin_say(ADMIN_REFUSED, ret_why, "the header must name the columns session_id"
+                                         " (or session, by the session's ref), name and email, and may name"
+                                         " registered_at, ref, status and organisation; \"%s\" is none of them",
+                                         h->fields[i]);
         }
         if ((c.at[IMPORT_COL_SESSION] < 0) == (c.at[IMPORT_COL_SESSION_ID] < 0) ||
             c.at[IMPORT_COL_NAME] < 0 || c.at[IMPORT_COL_EMAIL] < 0)
-                return say(ADMIN_REFUSED, ret_why, "the header must name the columns %s%s%s, %s and %s",
-                           how->header[IMPORT_COL_SESSION_ID] ? how->header[IMPORT_COL_SESSION_ID] : "",
-                           how->header[IMPORT_COL_SESSION_ID] ? " (or " : "",
-                           how->header[IMPORT_COL_SESSION_ID] ? "session)" : how->header[IMPORT_COL_SESSION],
-                           how->header[IMPORT_COL_NAME], how->header[IMPORT_COL_EMAIL]);
+                return admin_say(ADMIN_REFUSED, ret_why, "the header must name the columns %s%s%s, %s and %s",
+                                 how->header[IMPORT_COL_SESSION_ID] ? how->header[IMPORT_COL_SESSION_ID] : "",
+                                 how->header[IMPORT_COL_SESSION_ID] ? " (or " : "",
+                                 how->header[IMPORT_COL_SESSION_ID] ? "session)" : how->header[IMPORT_COL_SESSION],
+                                 how->header[IMPORT_COL_NAME], how->header[IMPORT_COL_EMAIL]);
         *ret = c;
         return 0;
 }
@@ -751,31 +763,32 @@ static int row_problem(const admin_t *a, const import_bookings_t *how, const csv
         int r;
 
         if (row->n_fields != c->width)
-                return say(ADMIN_REFUSED, ret_why, "expected %zu field%s, found %zu", c->width,
-                           c->width == 1 ? "" : "s", row->n_fields);
+                return admin_say(ADMIN_REFUSED, ret_why, "expected %zu field%s, found %zu", c->width,
+                                 c->width == 1 ? "" : "s", row->n_fields);
         if (c->at[IMPORT_COL_SESSION_ID] >= 0) {
                 errno = 0;
                 *ret_sid = strtoll(sid_text, &end, 10);
                 if (errno || *end || !*sid_text || *ret_sid <= 0)
-                        return say(ADMIN_REFUSED, ret_why, "session_id \"%s\" is not a number", sid_text);
+                        return admin_say(ADMIN_REFUSED, ret_why, "session_id \"%s\" is not a number", sid_text);
         } else if (!text_is_line(field(row, c, IMPORT_COL_SESSION)))
-                return say(ADMIN_REFUSED, ret_why, "the session's ref is empty");
+                return admin_say(ADMIN_REFUSED, ret_why, "the session's ref is empty");
         if (!text_is_line(field(row, c, IMPORT_COL_NAME)))
-                return say(ADMIN_REFUSED, ret_why, "the name is empty or not a single line");
+                return admin_say(ADMIN_REFUSED, ret_why, "the name is empty or not a single line");
         if (*field(row, c, IMPORT_COL_REF) && !text_is_line(field(row, c, IMPORT_COL_REF)))
-                return say(ADMIN_REFUSED, ret_why, "the ref is not a single line");
+                return admin_say(ADMIN_REFUSED, ret_why, "the ref is not a single line");
         if (!addr_valid(email))
-                return quiet ? say(ADMIN_REFUSED, ret_why, "no valid email address")
-                             : say(ADMIN_REFUSED, ret_why, "\"%s\" is not a valid email address", email);
+                return quiet ? admin_say(ADMIN_REFUSED, ret_why, "no valid email address")
+                             : admin_say(ADMIN_REFUSED, ret_why, "\"%s\" is not a valid email address", email);
         *ret_at = a->now;
         if (*at && clock_parse_time(at, ret_at) < 0)
-                return say(ADMIN_REFUSED, ret_why, "%s \"%s\" is not a time like \"2026-09-01 10:30\"",
-                           how->header[IMPORT_COL_REGISTERED_AT], at);
+                return admin_say(ADMIN_REFUSED, ret_why, "%s \"%s\" is not a time like \"2026-09-01 10:30\"",
+                                 how->header[IMPORT_COL_REGISTERED_AT], at);
         r = row_session(a, row, c, ret_sid);
         if (r == 0 && c->at[IMPORT_COL_SESSION_ID] >= 0)
-                return say(ADMIN_REFUSED, ret_why, "there is no session %lld", (long long) *ret_sid);
+                return admin_say(ADMIN_REFUSED, ret_why, "there is no session %lld", (long long) *ret_sid);
         if (r == 0)
-                return say(ADMIN_REFUSED, ret_why, "no session has the ref \"%s\"", field(row, c, IMPORT_COL_SESSION));
+                return admin_say(ADMIN_REFUSED, ret_why, "no session has the ref \"%s\"",
+                                 field(row, c, IMPORT_COL_SESSION));
         return r < 0 ? r : 0;
 }
 
@@ -878,18 +891,18 @@ int admin_import_bookings(const admin_t *a, const char *where, const char *buf, 
         r = csv_parse(buf, size, &t, &err);
         if (r < 0) {
                 /* err is "line N: why": as WHERE:N: why, the way compilers name a place */
-                r = say(ADMIN_REFUSED, ret_why, "%s:%s; nothing was imported", where,
-                        err ? err + (strncmp(err, "line ", 5) ? 0 : 5) : " cannot be read");
+                r = admin_say(ADMIN_REFUSED, ret_why, "%s:%s; nothing was imported", where,
+                              err ? err + (strncmp(err, "line ", 5) ? 0 : 5) : " cannot be read");
                 free(err);
                 return r;
         }
         if (t->n_rows == 0) {
-                r = say(ADMIN_REFUSED, ret_why, "%s:1: the file is empty; a header row is needed", where);
+                r = admin_say(ADMIN_REFUSED, ret_why, "%s:1: the file is empty; a header row is needed", where);
                 goto out;
         }
         r = read_header(&t->rows[0], how, &c, &why);
         if (r) {
-                r = say(r, ret_why, "%s:%u: %s; nothing was imported", where, t->rows[0].line, why);
+                r = admin_say(r, ret_why, "%s:%u: %s; nothing was imported", where, t->rows[0].line, why);
                 goto out;
         }
         r = db_begin(a->db);
@@ -900,11 +913,11 @@ int admin_import_bookings(const admin_t *a, const char *where, const char *buf, 
                 if (r != ADMIN_REFUSED)
                         continue;
                 if (!how->skip_bad_rows) {
-                        r = say(r, ret_why, "%s:%u: %s; nothing was imported", where, t->rows[i].line, why);
+                        r = admin_say(r, ret_why, "%s:%u: %s; nothing was imported", where, t->rows[i].line, why);
                         continue;
                 }
                 rep.skipped++;
-                (void) say(0, &note, "%s:%u: %s; row skipped", where, t->rows[i].line, why);
+                (void) admin_say(0, &note, "%s:%u: %s; row skipped", where, t->rows[i].line, why);
                 r = add_note(&rep, note);
                 note = NULL;
         }
@@ -930,13 +943,9 @@ int admin_import_registrations(const admin_t *a, const char *path, import_report
 
         for (size_t k = 0; k < _IMPORT_COL_MAX; k++)
                 how.header[k] = import_column_names[k];
-        r = text_read_file(path, (size_t) IMPORT_MAX_MIB << 20, &buf, &size);
-        if (r == -EFBIG)
-                return say(ADMIN_REFUSED, ret_why, "%s: larger than %d MiB; nothing was imported", path,
-                           IMPORT_MAX_MIB);
-        if (r < 0)
-                return say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
-                           r == -EINVAL ? "not a regular file" : strerror(-r));
+        r = read_input(path, (size_t) IMPORT_MAX_MIB << 20, "imported", &buf, &size, ret_why);
+        if (r)
+                return r;
         r = admin_import_bookings(a, path, buf, size, &how, ret, ret_why);
         free(buf);
         return r;
@@ -1030,10 +1039,10 @@ int admin_retry(const admin_t *a, int64_t outbox_id, char **ret_why)
         sqlite3_bind_int64(st, 1, outbox_id);
         r = db_step(st);
         if (r == 0)
-                r = say(ADMIN_NOT_FOUND, ret_why, "there is no email %lld in the outbox", (long long) outbox_id);
+                r = admin_say(ADMIN_NOT_FOUND, ret_why, "there is no email %lld in the outbox", (long long) outbox_id);
         else if (r == 1)
-                r = say(ADMIN_REFUSED, ret_why, "email %lld is %s, not failed", (long long) outbox_id,
-                        (const char *) sqlite3_column_text(st, 0));
+                r = admin_say(ADMIN_REFUSED, ret_why, "email %lld is %s, not failed", (long long) outbox_id,
+                              (const char *) sqlite3_column_text(st, 0));
         sqlite3_reset(st);
         return r;
 }
@@ -1161,11 +1170,11 @@ static int attendance_session(const admin_t *a, int64_t session_id, session_t *s
         if (r < 0)
                 return r;
         if (r == 0)
-                return say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) session_id);
+                return admin_say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) session_id);
         if (a->now < s->starts_at) {
                 session_clear(s);
-                return say(ADMIN_REFUSED, ret_why, "session %lld has not started yet: nobody can have "
-                           "attended it", (long long) session_id);
+                return admin_say(ADMIN_REFUSED, ret_why, "session %lld has not started yet: nobody can have "
+                                 "attended it", (long long) session_id);
         }
         return 0;
 }
@@ -1187,17 +1196,13 @@ int admin_attendance_import(const admin_t *a, int64_t session_id, const char *pa
         r = attendance_session(a, session_id, &s, ret_why);
         if (r)
                 return r;
-        r = text_read_file(path, ATTENDANCE_MAX_SIZE, &buf, &size);
-        if (r < 0) {
-                r = r == -EFBIG ? say(ADMIN_REFUSED, ret_why, "%s: larger than %d MiB; nothing was changed",
-                                      path, ATTENDANCE_MAX_SIZE >> 20)
-                                : say(ADMIN_NO_INPUT, ret_why, "%s: %s", path,
-                                      r == -EINVAL ? "not a regular file" : strerror(-r));
+        r = read_input(path, ATTENDANCE_MAX_SIZE, "changed", &buf, &size, ret_why);
+        if (r)
                 goto out;
-        }
         r = attendance_parse(buf, size, &att, &err);
         if (r == -EBADMSG) {
-                r = say(ADMIN_REFUSED, ret_why, "%s: %s; nothing was changed", path, err ? err : "cannot be read");
+                r = admin_say(ADMIN_REFUSED, ret_why, "%s: %s; nothing was changed", path,
+                              err ? err : "cannot be read");
                 goto out;
         }
         if (r < 0)
@@ -1290,8 +1295,9 @@ int admin_attendance_mark(const admin_t *a, int64_t session_id, bool attended, c
                         if (id ? booked[i].id == id : strcasecmp(booked[i].email, who[k]) == 0)
                                 break;
                 if (i == nb) {
-                        r = say(ADMIN_NOT_FOUND, ret_why, "%s is no booking on session %lld; nothing was changed",
-                                who[k], (long long) session_id);
+                        r = admin_say(ADMIN_NOT_FOUND, ret_why,
+                                      "%s is no booking on session %lld; nothing was changed", who[k],
+                                      (long long) session_id);
                         break;
                 }
                 r = set_attended(a, booked[i].id, attended, -1);
@@ -1312,7 +1318,7 @@ int admin_register_org(const admin_t *a, int64_t session_id, const char *name, c
         int r;
 
         if (organisation && *organisation && !text_is_line(organisation))
-                return say(ADMIN_REFUSED, ret_why, "the organisation must be a single line");
+                return admin_say(ADMIN_REFUSED, ret_why, "the organisation must be a single line");
         r = db_begin(a->db);
         if (r < 0)
                 return r;
@@ -1346,15 +1352,15 @@ int admin_session_ref_check(const admin_t *a, int64_t id, const char *ref, char 
         if (!*ref)
                 return 0; /* "": no ref */
         if (!text_is_line(ref))
-                return say(ADMIN_REFUSED, ret_why, "the ref must be a single line");
+                return admin_say(ADMIN_REFUSED, ret_why, "the ref must be a single line");
         if (!(st = db_stmt(a->db, SQL_SESSION_REF_OWNER)))
                 return -EIO;
         sqlite3_bind_text(st, 1, ref, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, id);
         r = db_step(st);
         if (r == 1)
-                r = say(ADMIN_REFUSED, ret_why, "session %lld already has the ref \"%s\"",
-                        (long long) sqlite3_column_int64(st, 0), ref);
+                r = admin_say(ADMIN_REFUSED, ret_why, "session %lld already has the ref \"%s\"",
+                              (long long) sqlite3_column_int64(st, 0), ref);
         sqlite3_reset(st);
         return r;
 }
@@ -1369,7 +1375,7 @@ int admin_session_set_ref(const admin_t *a, int64_t id, const char *ref, char **
                 return r;
         r = session_exists(a, id);
         if (r == 0)
-                r = say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) id);
+                r = admin_say(ADMIN_NOT_FOUND, ret_why, "no session %lld", (long long) id);
         else if (r > 0)
                 r = admin_session_ref_check(a, id, ref, ret_why);
         if (r == 0 && !(st = db_stmt(a->db, SQL_SESSION_SET_REF)))
@@ -1429,17 +1435,17 @@ int admin_registration_edit(const admin_t *a, int64_t id, const char *name, cons
 
         *ret_queued = 0;
         if (name && !text_is_line(name))
-                return say(ADMIN_REFUSED, ret_why, "the name must be a non-empty single line");
+                return admin_say(ADMIN_REFUSED, ret_why, "the name must be a non-empty single line");
         if (email && !addr_valid(email))
-                return say(ADMIN_REFUSED, ret_why, "\"%s\" is not a valid email address", email);
+                return admin_say(ADMIN_REFUSED, ret_why, "\"%s\" is not a valid email address", email);
         r = db_begin(a->db);
         if (r < 0)
                 return r;
         r = db_registration_get(a->db, id, &g);
         if (r == 0)
-                r = say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) id);
+                r = admin_say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) id);
         else if (r > 0 && !*g.email)
-                r = say(ADMIN_REFUSED, ret_why, "registration %lld was erased", (long long) id);
+                r = admin_say(ADMIN_REFUSED, ret_why, "registration %lld was erased", (long long) id);
         else if (r > 0)
                 r = 0;
         if (r != 0)

@@ -26,6 +26,10 @@ typedef struct {
         int64_t now;
 } admin_t;
 
+/* Set *ret_why (when the caller wants one) to a sentence, and return result: how an action
+ * refuses in one line. */
+int admin_say(int result, char **ret_why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* `init`: create the database named in the configuration, or bring its schema up to date.
  * Every command opens the database this way. */
 int admin_open(const config_t *c, db_t **ret, char **ret_err);

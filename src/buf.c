@@ -124,3 +124,20 @@ int buf_steal(buf_t *b, char **ret, size_t *ret_len)
         *b = BUF_INIT(b->max);
         return 0;
 }
+
+int array_grow(void **array, size_t *cap, size_t need, size_t size)
+{
+        size_t n = *cap ? *cap : 8;
+        void *a;
+
+        if (need <= *cap)
+                return 0;
+        while (n < need)
+                n *= 2;
+        a = reallocarray(*array, n, size);
+        if (!a)
+                return -ENOMEM;
+        *array = a;
+        *cap = n;
+        return 0;
+}

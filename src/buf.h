@@ -36,3 +36,7 @@ int buf_error(const buf_t *b);
 /* Hand the contents over (NUL-terminated, "" when empty; caller frees) and leave the buffer
  * empty. Fails with buf_error() (the buffer is then freed) or -ENOMEM. */
 int buf_steal(buf_t *b, char **ret, size_t *ret_len);
+
+/* Make room in *array (of *cap elements of size bytes) for need elements, doubling: 0, or
+ * -ENOMEM with the array as it was. */
+int array_grow(void **array, size_t *cap, size_t need, size_t size);

@@ -17,22 +17,6 @@ typedef struct {
         size_t field;          /* 1-based field being read */
 } cursor_t;
 
-static int grow(void **array, size_t *cap, size_t need, size_t size) {
-        size_t n = *cap ? *cap : 8;
-        void *a;
-
-        if (need <= *cap)
-                return 0;
-        while (n < need)
-                n *= 2;
-        a = reallocarray(*array, n, size);
-        if (!a)
-                return -ENOMEM;
-        *array = a;
-        *cap = n;
-        return 0;
-}
-
 static bool at_eol(const cursor_t *c) {
         return c->p < c->end && (*c->p == '\n' || *c->p == '\r');
 }
@@ -121,7 +105,7 @@ static int read_row(cursor_t *c, csv_row_t *ret) {
         int r;
 
         for (;;) {
-                r = grow((void **) &row.fields, &cap, row.n_fields + 1, sizeof(char *));
+                r = array_grow((void **) &row.fields, &cap, row.n_fields + 1, sizeof(char *));
                 if (r < 0)
                         goto out;
                 c->field = row.n_fields + 1;
@@ -176,7 +160,7 @@ int csv_parse(const char *buf, size_t size, csv_table_t **ret, char **ret_err) {
                         skip_eol(&c);
                         continue;
                 }
-                r = grow((void **) &t->rows, &cap, t->n_rows + 1, sizeof(csv_row_t));
+                r = array_grow((void **) &t->rows, &cap, t->n_rows + 1, sizeof(csv_row_t));
                 if (r < 0)
                         goto out;
                 r = read_row(&c, &t->rows[t->n_rows]);

@@ -59,9 +59,7 @@ static int cmd_mark(ctl_t *x, int argc, char **argv)
                                   (size_t) (argc - optind - 1), &why);
         if (r == 0 && !x->json)
                 printf("%d recorded as %s\n", argc - optind - 1, which == 'a' ? "attended" : "absent");
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
 }
 
 static void print_header(const ctl_t *x)

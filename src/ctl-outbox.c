@@ -58,9 +58,7 @@ static int cmd_retry(ctl_t *x, int argc, char **argv)
                 return ctl_usage(x);
         if (r == 0 && !x->json)
                 printf("%ld email%s queued again\n", n, n == 1 ? "" : "s");
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
 }
 
 static int cmd_flush(ctl_t *x, int argc, char **argv)

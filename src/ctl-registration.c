@@ -18,34 +18,42 @@ static const struct option list_opts[] = {
         {}
 };
 
-static int cmd_register(ctl_t *x, int argc, char **argv)
+/* A person's details, as register and edit take them (each verb's table says which). */
+typedef struct {
+        const char *name, *email, *org;
+} person_args_t;
+
+static int parse_person(const ctl_t *x, int argc, char **argv, person_args_t *a)
 {
-        const char *name = NULL, *email = NULL, *org = NULL;
-        char *why = NULL;
-        int64_t sid, id = 0;
-        int c, r;
+        int c;
 
         optind = 0; /* 0: glibc starts a fresh scan */
         while ((c = ctl_getopt(x, argc, argv)) >= 0) {
-                if (c == 'n')
-                        name = optarg;
-                else if (c == 'e')
-                        email = optarg;
-                else if (c == 'o')
-                        org = optarg;
-                else
-                        return ctl_usage(x);
+                switch (c) {
+                case 'n': a->name = optarg; break;
+                case 'e': a->email = optarg; break;
+                case 'o': a->org = optarg; break;
+                default: return EX_USAGE;
+                }
         }
-        if (optind != argc - 1 || !name || !email)
+        return EX_OK;
+}
+
+static int cmd_register(ctl_t *x, int argc, char **argv)
+{
+        person_args_t a = { 0 };
+        char *why = NULL;
+        int64_t sid, id = 0;
+        int r;
+
+        if (parse_person(x, argc, argv, &a) || optind != argc - 1 || !a.name || !a.email)
                 return ctl_usage(x);
         if (!ctl_parse_id(argv[optind], &sid))
                 return ctl_fail(EX_USAGE, "\"%s\" is not a session id", argv[optind]);
-        r = admin_register_org(&x->admin, sid, name, email, org, &id, &why);
+        r = admin_register_org(&x->admin, sid, a.name, a.email, a.org, &id, &why);
         if (r == 0)
                 printf("%lld\n", (long long) id);
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
 }
 
 static int cmd_cancel(ctl_t *x, int argc, char **argv)
@@ -59,28 +67,30 @@ static int cmd_cancel(ctl_t *x, int argc, char **argv)
         r = admin_cancel(&x->admin, id, &why);
         if (r == 0 && !x->json)
                 printf("registration %lld cancelled\n", (long long) id);
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
+}
+
+/* Who is a registration id, or an email address (it holds an '@', so it is never an id). */
+static int elearning_done(const ctl_t *x, const char *who, char **ret_why)
+{
+        int64_t id;
+
+        if (!strchr(who, '@') && ctl_parse_id(who, &id))
+                return admin_elearning_done_id(&x->admin, id, x->now, ret_why);
+        return admin_elearning_done_email(&x->admin, who, x->now, ret_why);
 }
 
 static int cmd_elearning_done(ctl_t *x, int argc, char **argv)
 {
         char *why = NULL;
-        int64_t id;
         int r;
 
         if (argc != 2)
                 return ctl_usage(x);
-        if (!strchr(argv[1], '@') && ctl_parse_id(argv[1], &id))
-                r = admin_elearning_done_id(&x->admin, id, x->now, &why);
-        else
-                r = admin_elearning_done_email(&x->admin, argv[1], x->now, &why);
+        r = elearning_done(x, argv[1], &why);
         if (r == 0 && !x->json)
                 printf("e-learning recorded as done for %s\n", argv[1]);
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
 }
 
 static int print_one(const registration_t *g, void *userdata)
@@ -129,32 +139,21 @@ static const struct option edit_opts[] = {
 
 static int cmd_edit(ctl_t *x, int argc, char **argv)
 {
-        const char *name = NULL, *email = NULL;
+        person_args_t a = { 0 };
         char *why = NULL;
         long queued = 0;
         int64_t id;
-        int c, r;
+        int r;
 
-        optind = 0; /* 0: glibc starts a fresh scan */
-        while ((c = ctl_getopt(x, argc, argv)) >= 0) {
-                if (c == 'n')
-                        name = optarg;
-                else if (c == 'e')
-                        email = optarg;
-                else
-                        return ctl_usage(x);
-        }
-        if (optind != argc - 1 || (!name && !email))
+        if (parse_person(x, argc, argv, &a) || optind != argc - 1 || (!a.name && !a.email))
                 return ctl_usage(x);
         if (!ctl_parse_id(argv[optind], &id))
                 return ctl_fail(EX_USAGE, "\"%s\" is not a registration id", argv[optind]);
-        r = admin_registration_edit(&x->admin, id, name, email, &queued, &why);
+        r = admin_registration_edit(&x->admin, id, a.name, a.email, &queued, &why);
         if (r == 0 && !x->json)
                 printf("registration %lld updated%s%ld email%s queued again\n", (long long) id,
                        queued ? "; " : "", queued, queued == 1 ? "" : "s");
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
 }
 
 static const char *plural(size_t n, const char *many)
@@ -174,9 +173,7 @@ static int import(ctl_t *x, int argc, char **argv, import_fn fn, import_report_t
         r = fn(&x->admin, argv[1], rep, &why);
         for (size_t i = 0; r == 0 && i < rep->n_notes; i++)
                 fprintf(stderr, "meccctl: %s\n", rep->notes[i]);
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
 }
 
 static int cmd_import_registrations(ctl_t *x, int argc, char **argv)

@@ -191,15 +191,21 @@ static int session_id(const char *arg, int64_t *ret)
         return EX_OK;
 }
 
+/* The session named by a verb's only argument. */
+static int the_session(const ctl_t *x, int argc, char **argv, int64_t *ret)
+{
+        if (argc != 2)
+                return ctl_usage(x);
+        return session_id(argv[1], ret);
+}
+
 static int cmd_show(ctl_t *x, int argc, char **argv)
 {
         session_t s;
         int64_t id;
         int r;
 
-        if (argc != 2)
-                return ctl_usage(x);
-        if ((r = session_id(argv[1], &id)))
+        if ((r = the_session(x, argc, argv, &id)))
                 return r;
         r = db_session_get(x->db, id, &s);
         if (r == 0)
@@ -232,9 +238,7 @@ static int cmd_edit(ctl_t *x, int argc, char **argv)
         if (r == 0 && !x->json)
                 printf("session %lld updated%s\n", (long long) id,
                        told ? "; those already emailed will be told at the next scan" : "");
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
 }
 
 static int session_action(ctl_t *x, int argc, char **argv,
@@ -244,16 +248,12 @@ static int session_action(ctl_t *x, int argc, char **argv,
         int64_t id;
         int r;
 
-        if (argc != 2)
-                return ctl_usage(x);
-        if ((r = session_id(argv[1], &id)))
+        if ((r = the_session(x, argc, argv, &id)))
                 return r;
         r = action(&x->admin, id, &why);
         if (r == 0 && !x->json)
                 printf("session %lld %s\n", (long long) id, done);
-        r = ctl_result(x, r, why);
-        free(why);
-        return r;
+        return ctl_answer(x, r, why);
 }
 
 static int cmd_cancel(ctl_t *x, int argc, char **argv)

@@ -51,6 +51,8 @@ void ctl_print_usage(FILE *f, const ctl_verb_t *v);
 /* The exit status for what the library answered (0, ADMIN_* or a negative errno), with
  * its sentence, or the database's, on stderr. */
 int ctl_result(const ctl_t *x, int r, const char *why);
+/* ctl_result, then free why: the end of a verb that asked the library. */
+int ctl_answer(const ctl_t *x, int r, char *why);
 
 /* ---- argv ------------------------------------------------------------------------------------ */
 

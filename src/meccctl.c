@@ -83,6 +83,13 @@ int ctl_result(const ctl_t *x, int r, const char *why)
         return ctl_fail(EX_UNAVAILABLE, "database: %s", x->db ? db_errmsg(x->db) : strerror(-r));
 }
 
+int ctl_answer(const ctl_t *x, int r, char *why)
+{
+        r = ctl_result(x, r, why);
+        free(why);
+        return r;
+}
+
 /* ---- argv ------------------------------------------------------------------------------- */
 
 int ctl_getopt(const ctl_t *x, int argc, char **argv)

@@ -270,6 +270,25 @@ void outbox_log(int prio, const char *mid, const outbox_row_t *w, const char *wh
         free(told);
 }
 
+/* Record a row that will not go, as why says: failed when its address bounced (not
+ * expired: it was still owed, and could not go), else expired. 0 or a negative errno. */
+static int settle(db_t *db, const outbox_row_t *w, const char *why, outbox_claim_stats_t *stats)
+{
+        bool bounced = why == OUTBOX_BOUNCED;
+        outbox_outcome_t o = { .id = w->id, .status = bounced ? MAIL_FAILED : MAIL_EXPIRED,
+                               .error = (char *) why };
+        int r;
+
+        if (bounced)
+                stats->failed++;
+        else
+                stats->expired++;
+        outbox_log(bounced ? LOG_NOTICE : LOG_INFO, bounced ? MID_MAIL_FAILED : MID_MAIL_EXPIRED, w,
+                   bounced ? "not sent" : "dropped", why);
+        r = record_one(db, &o);
+        return r < 0 ? r : 0;
+}
+
 /* Expire, or render: 1 ready to send, 0 settled here (expired or failed), <0 error. */
 static int prepare(db_t *db, const config_t *c, const templates_t *t, int64_t now,
                    outbox_row_t *w, const char *occasion, outbox_claim_stats_t *stats)
@@ -282,23 +301,8 @@ static int prepare(db_t *db, const config_t *c, const templates_t *t, int64_t no
         char *err = NULL;
         int r;
 
-        if (why == OUTBOX_BOUNCED) {
-                /* not expired: it was still owed, and could not go */
-                stats->failed++;
-                outbox_log(LOG_NOTICE, MID_MAIL_FAILED, w, "not sent", why);
-                o.status = MAIL_FAILED;
-                o.error = (char *) why;
-                r = record_one(db, &o);
-                return r < 0 ? r : 0;
-        }
-        if (why) {
-                stats->expired++;
-                outbox_log(LOG_INFO, MID_MAIL_EXPIRED, w, "dropped", why);
-                o.status = MAIL_EXPIRED;
-                o.error = (char *) why;
-                r = record_one(db, &o);
-                return r < 0 ? r : 0;
-        }
+        if (why)
+                return settle(db, w, why, stats);
         /* rendered at each attempt: what goes is what is true now */
         r = outbox_build(db, c, t, &key, now, &w->body, &w->body_size, &err);
         if (r >= 0)

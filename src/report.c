@@ -1,10 +1,10 @@
 /* report.c - what admins read: lists, the health verdict, the dry run, a preview. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "journal.h"
 #include "outbox.h"
 #include "plan.h"
@@ -13,21 +13,6 @@
 #include "runas.h"
 #include "scan.h"
 
-static int say(int result, char **ret_why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int say(int result, char **ret_why, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!ret_why)
-                return result;
-        free(*ret_why);
-        va_start(ap, fmt);
-        if (vasprintf(ret_why, fmt, ap) < 0)
-                *ret_why = NULL;
-        va_end(ap);
-        return result;
-}
-
 /* ---- lists -------------------------------------------------------------------------------- */
 
 static const char SQL_SESSIONS[] = "SELECT id FROM sessions ORDER BY starts_at, id";
@@ -35,12 +20,11 @@ static const char SQL_SESSIONS_IN[] = "SELECT id FROM sessions WHERE status = ?1
 static const char SQL_REGS[] = "SELECT id FROM registrations ORDER BY session_id, registered_at, id";
 static const char SQL_REGS_OF[] =
         "SELECT id FROM registrations WHERE session_id = ?1 ORDER BY registered_at, id";
-#define SQL_OUTBOX_ROWS                                                                           \
-        "SELECT id, ifnull(registration_id, 0), session_id, kind, occasion, recipient, status,"   \
-        " attempts, created_at, ifnull(sent_at, 0), next_attempt_at, last_error, message_id"      \
-        " FROM outbox"
-static const char SQL_OUTBOX[] = SQL_OUTBOX_ROWS " ORDER BY id";
-static const char SQL_OUTBOX_IN[] = SQL_OUTBOX_ROWS " WHERE status = ?1 ORDER BY id";
+/* ?1 NULL: every row */
+static const char SQL_OUTBOX[] =
+        "SELECT id, ifnull(registration_id, 0), session_id, kind, occasion, recipient, status,"
+        " attempts, created_at, ifnull(sent_at, 0), next_attempt_at, last_error, message_id"
+        " FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id";
 
 typedef int (*session_fn)(const session_t *s, void *userdata);
 
@@ -102,13 +86,15 @@ static const char *col_text(sqlite3_stmt *st, int i)
 int report_outbox(db_t *db, mail_status_t status,
                   int (*fn)(const mail_row_t *o, void *userdata), void *userdata)
 {
-        sqlite3_stmt *st = db_stmt(db, status >= 0 ? SQL_OUTBOX_IN : SQL_OUTBOX);
+        sqlite3_stmt *st = db_stmt(db, SQL_OUTBOX);
         int r = 0, q = 0;
 
         if (!st)
                 return -EIO;
         if (status >= 0)
                 sqlite3_bind_text(st, 1, mail_status_to_string(status), -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, 1);
         while (q >= 0 && (r = db_step(st)) == 1) {
                 mail_row_t o = {
                         .id = sqlite3_column_int64(st, 0),
@@ -369,11 +355,23 @@ typedef struct {
         bool expired;
 } due_t;
 
+/* A row of SQL_DUE_ROWS, as due at t. */
+static due_t due_from_row(db_t *db, const config_t *c, sqlite3_stmt *st, int64_t t)
+{
+        due_t d = { sqlite3_column_int64(st, 0),
+                    { t, kind_from_string(col_text(st, 1)), sqlite3_column_int64(st, 2),
+                      sqlite3_column_int64(st, 3) }, false };
+
+        d.expired = outbox_stale(db, c, d.u.session_id, d.u.registration_id, d.u.kind, col_text(st, 4),
+                                 t) != NULL;
+        return d;
+}
+
 static int collect_due(db_t *db, const config_t *c, int64_t t, due_t **ret, size_t *ret_n)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_DUE_ROWS);
         due_t *rows = NULL;
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         int r;
 
         if (!st)
@@ -381,19 +379,10 @@ static int collect_due(db_t *db, const config_t *c, int64_t t, due_t **ret, size
         sqlite3_bind_text(st, 1, mail_status_to_string(MAIL_QUEUED), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, t);
         while ((r = db_step(st)) == 1) {
-                due_t *p = realloc(rows, (n + 1) * sizeof(*rows));
-
-                if (!p) {
-                        r = -ENOMEM;
+                r = array_grow((void **) &rows, &cap, n + 1, sizeof(*rows));
+                if (r < 0)
                         break;
-                }
-                rows = p;
-                rows[n] = (due_t) { sqlite3_column_int64(st, 0),
-                                    { t, kind_from_string(col_text(st, 1)), sqlite3_column_int64(st, 2),
-                                      sqlite3_column_int64(st, 3) }, false };
-                rows[n].expired = outbox_stale(db, c, rows[n].u.session_id, rows[n].u.registration_id,
-                                               rows[n].u.kind, col_text(st, 4), t) != NULL;
-                n++;
+                rows[n++] = due_from_row(db, c, st, t);
         }
         sqlite3_reset(st);
         *ret = rows;
@@ -510,8 +499,8 @@ static int render(db_t *db, const config_t *c, const templates_t *t, const regis
         key.message_id = mid ? mid : fake;
         r = outbox_build(db, c, t, &key, now, ret, ret_size, &err);
         if (r < 0)
-                (void) say(r == -EINVAL ? ADMIN_REFUSED : r, ret_why, "cannot render: %s",
-                           err ? err : r == -EINVAL ? "the address is not valid (erased?)" : strerror(-r));
+                (void) admin_say(r == -EINVAL ? ADMIN_REFUSED : r, ret_why, "cannot render: %s",
+                                 err ? err : r == -EINVAL ? "the address is not valid (erased?)" : strerror(-r));
         free(err);
         free(mid);
         free(to);
@@ -530,12 +519,12 @@ int report_preview(db_t *db, const config_t *c, int64_t now, kind_t kind, int64_
                 return -EINVAL;
         r = db_registration_get(db, registration_id, &g);
         if (r == 0)
-                return say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) registration_id);
+                return admin_say(ADMIN_NOT_FOUND, ret_why, "no registration %lld", (long long) registration_id);
         if (r < 0)
                 return r;
         r = templates_load(c->templates, c, &t, &err);
         if (r < 0) {
-                r = say(ADMIN_CONFIG, ret_why, "%s", err ? err : "cannot load the templates");
+                r = admin_say(ADMIN_CONFIG, ret_why, "%s", err ? err : "cannot load the templates");
                 goto out;
         }
         r = render(db, c, t, &g, kind, now, ret, ret_size, ret_why);

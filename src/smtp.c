@@ -18,6 +18,12 @@
  * quarter-second stall for every libcurl timeout of "now" */
 #define CURL_TIMER_ACCURACY_USEC 1
 
+/* What a transfer uploads, handed to libcurl a piece at a time. */
+typedef struct {
+        const char *data;
+        size_t size, pos;
+} upload_t;
+
 typedef struct {
         smtp_pool_t *pool;
         CURL *curl;
@@ -27,8 +33,7 @@ typedef struct {
         char errbuf[CURL_ERROR_SIZE];
         char reply[512];        /* the first error reply of a transfer, else the last reply */
         char command[16];       /* our last command: tells a refused login from a refused rcpt */
-        const char *data;
-        size_t size, pos;
+        upload_t body;
         struct curl_slist *rcpts;
         char from[512];
         smtp_done_fn done;
@@ -48,13 +53,13 @@ struct smtp_pool {
 
 static size_t read_cb(char *buf, size_t size, size_t n, void *userdata)
 {
-        slot_t *s = userdata;
-        size_t want = size * n, left = s->size - s->pos;
+        upload_t *u = userdata;
+        size_t want = size * n, left = u->size - u->pos;
 
         if (want > left)
                 want = left;
-        memcpy(buf, s->data + s->pos, want);
-        s->pos += want;
+        memcpy(buf, u->data + u->pos, want);
+        u->pos += want;
         return want;
 }
 
@@ -281,7 +286,7 @@ static int slot_init(slot_t *s, smtp_pool_t *p, const smtp_config_t *cfg, const 
         curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(s->curl, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, read_cb);
-        curl_easy_setopt(s->curl, CURLOPT_READDATA, s);
+        curl_easy_setopt(s->curl, CURLOPT_READDATA, &s->body);
         curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, s->errbuf);
         curl_easy_setopt(s->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
         curl_easy_setopt(s->curl, CURLOPT_DEBUGDATA, s);
@@ -410,9 +415,7 @@ int smtp_pool_submit(smtp_pool_t *p, const char *from, const char *rcpt, const c
         s->rcpts = curl_slist_append(NULL, rcpt_br);
         if (!s->rcpts)
                 return -ENOMEM;
-        s->data = data;
-        s->size = size;
-        s->pos = 0;
+        s->body = (upload_t) { data, size, 0 };
         s->done = done;
         s->userdata = userdata;
         s->errbuf[0] = s->reply[0] = s->command[0] = '\0';
@@ -495,21 +498,8 @@ typedef struct {
         bool tls, auth_ok;
         char last[512];         /* the relay's last reply */
         char command[16];       /* our last command */
-        const char *data;
-        size_t size, pos;
+        upload_t body;
 } test_t;
-
-static size_t test_read(char *buf, size_t size, size_t n, void *userdata)
-{
-        test_t *t = userdata;
-        size_t want = size * n, left = t->size - t->pos;
-
-        if (want > left)
-                want = left;
-        memcpy(buf, t->data + t->pos, want);
-        t->pos += want;
-        return want;
-}
 
 /* Each line of data, without its line end, to say() with a prefix. */
 static void say_lines(test_t *t, const char *prefix, const char *data, size_t size)
@@ -601,7 +591,7 @@ static int test_debug(CURL *h, curl_infotype type, char *data, size_t size, void
 int smtp_test(const smtp_config_t *cfg, const char *password, const char *to, const char *message,
               smtp_say_fn say, void *userdata, smtp_result_t *ret)
 {
-        test_t t = { .say = say, .userdata = userdata, .data = message, .size = strlen(message) };
+        test_t t = { .say = say, .userdata = userdata, .body = { message, strlen(message), 0 } };
         char from[512], rcpt[512], errbuf[CURL_ERROR_SIZE] = "";
         struct curl_slist *rcpts = NULL;
         CURLcode cc;
@@ -622,9 +612,9 @@ int smtp_test(const smtp_config_t *cfg, const char *password, const char *to, co
         curl_easy_setopt(c, CURLOPT_URL, cfg->url);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, test_read);
-        curl_easy_setopt(c, CURLOPT_READDATA, &t);
-        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t) t.size);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+        curl_easy_setopt(c, CURLOPT_READDATA, &t.body);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t) t.body.size);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, test_debug);
         curl_easy_setopt(c, CURLOPT_DEBUGDATA, &t);
