@@ -580,7 +580,7 @@ check_root_restored_db() {
         say "restored by root: $(in_ct stat -c '%U:%G %a' /var/lib/meccd/meccd.db)"
         ! in_ct 30 systemctl start meccd 2>/dev/null
         wait_for 10 exited_69 || { say "ExecMainStatus: $(prop ExecMainStatus)"; return 1; }
-        journal -n 30 -o cat | grep -q "owned by root:root.*chown meccd: /var/lib/meccd/meccd.db" ||
+        journal -n 30 -o cat | grep -q "owned by root:.*chown meccd: /var/lib/meccd/meccd.db" ||
                 { journal -n 10 -o cat | sed 's/^/# /'; return 1; }
         in_ct systemctl stop meccd
         in_ct chown meccd:meccd /var/lib/meccd/meccd.db &&
