@@ -39,7 +39,7 @@ extern const char OUTBOX_BOUNCED[];
 int outbox_mark_unreachable(db_t *db, int64_t registration_id, const char *reason, int64_t now);
 
 /* The coordinators' `unreachable` email (meccd(8), WHAT A SCAN DOES): its occasion is
- * "YYYY-MM-DD ADDRESS", the local day it was queued, and it lists the registrations
+ * "YYYY-MM-DD #N" (the Nth address of roster_to), the local day it was queued, and it lists the registrations
  * whose unreachable_told (the moment they were told) falls on that day. The bounds of
  * that day: [*from, *to). -EINVAL for an occasion that does not begin with a date. */
 int outbox_unreachable_day(const char *occasion, int64_t *from, int64_t *to);

@@ -925,7 +925,7 @@ static const char SQL_SET_UNREACHABLE_TOLD[] =
 static int tell(scan_t *x)
 {
         log_ctx_t ctx = { .message_id = MID_UNREACHABLE_TOLD, .kind = kind_to_string(KIND_UNREACHABLE) };
-        char date[64], occ[512];
+        char date[64], occ[96];
         int64_t from, to, sid;
         sqlite3_stmt *st;
         int r, told;
@@ -953,7 +953,8 @@ static int tell(scan_t *x)
                 return r;
         told = sqlite3_changes(db_handle(x->db));
         for (size_t i = 0; i < x->c->n_roster_to && r >= 0; i++) {
-                snprintf(occ, sizeof(occ), "%s %s", date, x->c->roster_to[i]);
+                /* the address is the row's recipient: numbered, the Message-ID stays one line */
+                snprintf(occ, sizeof(occ), "%s #%zu", date, i + 1);
                 r = outbox_queue(x->db, x->c, sid, 0, KIND_UNREACHABLE, occ, x->c->roster_to[i], x->now);
                 if (r > 0)
                         x->stats->queued++;
