@@ -199,6 +199,16 @@ static int valid_mailbox(cfg_t *cfg, cfg_opt_t *opt)
         return 0;
 }
 
+/* A bare address, where bounces go: a typo here loses every bounce without a word. */
+static int valid_address(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0);
+
+        if (v && *v && !addr_valid(v))
+                BAD(cfg, opt, "\"%s\" is not an email address like bounces@example.org", v);
+        return 0;
+}
+
 static int valid_cancel_url(cfg_t *cfg, cfg_opt_t *opt)
 {
         const char *v = cfg_opt_getnstr(opt, 0);
@@ -237,6 +247,7 @@ static cfg_opt_t smtp_opts[] = {
         CFG_STR("password_file", "", CFGF_NONE),
         CFG_STR("from", "MECC Training <mecc@example.org>", CFGF_NONE),
         CFG_STR("reply_to", "", CFGF_NONE),
+        CFG_STR("return_path", "", CFGF_NONE),
         CFG_STR("ca_file", "", CFGF_NONE),
         CFG_INT("connections", 2, CFGF_NONE),
         CFG_INT("timeout", 30, CFGF_NONE),
@@ -319,6 +330,7 @@ static void set_validators(cfg_t *cfg)
                 { "smtp|tls", valid_tls },
                 { "smtp|from", valid_mailbox },
                 { "smtp|reply_to", valid_mailbox },
+                { "smtp|return_path", valid_address },
                 { "smtp|connections", valid_connections },
                 { "smtp|ca_file", valid_ca_file },
                 { "smtp|timeout", valid_positive },
@@ -411,6 +423,8 @@ static int convert(cfg_t *cfg, config_t *c)
         if (addr_parse_mailbox(c->smtp.from, &display, &c->smtp.from_addr) < 0)
                 return -EINVAL;
         free(display);
+        c->smtp.return_path = STR(*cfg_getstr(s, "return_path") ? cfg_getstr(s, "return_path")
+                                                                 : c->smtp.from_addr);
         c->attendance_required = cfg_getbool(cfg, "attendance_required");
         return set_attendance_min(c, cfg_getstr(cfg, "attendance_min"));
 }
@@ -735,6 +749,7 @@ config_t *config_free(config_t *c)
         free(c->smtp.from);
         free(c->smtp.from_addr);
         free(c->smtp.reply_to);
+        free(c->smtp.return_path);
         free(c->smtp.ca_file);
         free(c->course);
         free(c->course_title);

@@ -16,6 +16,7 @@ typedef struct {
         char *from;             /* "Display <addr>" as written */
         char *from_addr;        /* the bare address of from */
         char *reply_to;
+        char *return_path;      /* the envelope sender (MAIL FROM): return_path, else from_addr */
         char *ca_file;
         long connections;
         long timeout;           /* seconds */

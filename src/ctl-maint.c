@@ -119,7 +119,7 @@ static int cmd_test_email(ctl_t *x, int argc, char **argv)
                        password ? src : "", password && !file ? " (systemd credential)" : "");
         } else
                 puts("login:    none (smtp.username is empty)");
-        printf("from:     %s\nto:       %s\n\n", s->from_addr, argv[1]);
+        printf("from:     %s\nto:       %s\n\n", s->return_path ? s->return_path : s->from_addr, argv[1]);
         msg = test_message(x->cfg, argv[1]);
         if (!msg) {
                 r = ctl_fail(EX_OSERR, "out of memory");

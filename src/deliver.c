@@ -434,7 +434,9 @@ static int submit(deliver_t *d, outbox_row_t *w)
         int r;
 
         w->userdata = d;
-        r = smtp_pool_submit(d->pool, d->c->smtp.from_addr, w->recipient, w->body, w->body_size,
+        /* the envelope sender: where the mail system sends bounces */
+        r = smtp_pool_submit(d->pool, d->c->smtp.return_path ? d->c->smtp.return_path : d->c->smtp.from_addr,
+                             w->recipient, w->body, w->body_size,
                              on_sent, w);
         if (r < 0) {
                 /* the row stays marked as sending: retried at the next start */

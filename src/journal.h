@@ -23,6 +23,7 @@
 #define MID_SESSION_DONE     "212d4f7888994843814cacbe6f2fd9d0"
 #define MID_DATA_ERASED      "a8c110582ad44e3aa3b9c101f3ab84bf"
 #define MID_SESSION_PROBLEM  "a448b4efbdad44adbb422d77bc82d5d4"
+#define MID_UNREACHABLE_TOLD "76502002df5741509b4d1f4e43c31c49"
 
 typedef struct {
         const char *message_id; /* MID_* or NULL */

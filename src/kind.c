@@ -21,6 +21,8 @@ static const kind_info_t kinds[_KIND_MAX] = {
         [KIND_SESSION_CHANGED]  = { "session_changed",    false, ICS_PUBLISH, false, ANY,            CANCEL | DROP_AT_START },
         [KIND_MISSED]           = { "missed",             false, ICS_NONE,    true,  REG_BOOKED,     0 },
         [KIND_ATTENDANCE_REQUEST] = { "attendance_request", true, ICS_NONE,   false, ANY,            CANCEL },
+        /* its session is only where the row hangs: the list spans every session */
+        [KIND_UNREACHABLE]      = { "unreachable",        true,  ICS_NONE,    false, ANY,            0 },
 };
 
 const kind_info_t *kind_info(kind_t k)

@@ -21,6 +21,7 @@ typedef enum kind {
         KIND_SESSION_CHANGED,
         KIND_MISSED,
         KIND_ATTENDANCE_REQUEST,
+        KIND_UNREACHABLE,       /* to the coordinators: addresses the mail system refused */
         _KIND_MAX,
         _KIND_INVALID = -EINVAL,
 } kind_t;

@@ -88,8 +88,22 @@ int outbox_counts(db_t *db, long *queued, long *failed)
 }
 
 
-const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
-                         kind_t kind, const char *recipient, int64_t now)
+/* Whether anyone the `unreachable` email of this occasion lists is still unreachable. */
+static bool told_still(db_t *db, const char *occasion)
+{
+        mail_unreachable_t *v = NULL;
+        int64_t from, to;
+        size_t n = 0;
+
+        if (!occasion || outbox_unreachable_day(occasion, &from, &to) < 0 ||
+            outbox_unreachable_list(db, from, to, &v, &n) < 0)
+                return true; /* the build says what is wrong */
+        mail_unreachable_free(v, n);
+        return n > 0;
+}
+
+const char *outbox_stale_occasion(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
+                                  kind_t kind, const char *occasion, const char *recipient, int64_t now)
 {
         const kind_info_t *k = kind_info(kind);
         session_t s = { 0 };
@@ -113,6 +127,8 @@ const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_
                 r = OUTBOX_BOUNCED;
         else if (registration_id && !k->to_session && strcasecmp(recipient, g.email) != 0)
                 r = "the address was changed";
+        else if (kind == KIND_UNREACHABLE && !told_still(db, occasion))
+                r = "every address it lists has been put right";
         else if ((k->drop & DROP_SESSION_CANCELLED) && s.status == SESSION_CANCELLED)
                 r = "the session was cancelled";
         else if ((k->drop & DROP_AT_START) && now >= s.starts_at)
@@ -126,6 +142,12 @@ out:
         session_clear(&s);
         registration_clear(&g);
         return r;
+}
+
+const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
+                         kind_t kind, const char *recipient, int64_t now)
+{
+        return outbox_stale_occasion(db, c, session_id, registration_id, kind, NULL, recipient, now);
 }
 
 /* Candidates for "the next open sessions": more than are shown, since some may be past
@@ -164,7 +186,9 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
         const kind_info_t *info = kind_info(key->kind);
         session_t s = { 0 }, *next = NULL;
         registration_t g = { 0 }, *roster = NULL;
+        mail_unreachable_t *unreachable = NULL;
         mail_data_t d = { .session = &s };
+        int64_t from, to;
         int r;
 
         if (!info)
@@ -172,9 +196,12 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
         r = db_session_get_plain(db, key->session_id, &s);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        /* the session's course: its settings and its templates (SPEC 11) */
-        c = config_settings(c, s.course);
-        t = c ? templates_for(t, s.course) : NULL;
+        /* the session's course: its settings and its templates (SPEC 11); the
+         * coordinators' list spans every course, and is the programme's */
+        if (key->kind != KIND_UNREACHABLE) {
+                c = config_settings(c, s.course);
+                t = c ? templates_for(t, s.course) : NULL;
+        }
         if (!c || !t) {
                 if (ret_err && asprintf(ret_err, "the session's course \"%s\" is not configured", s.course) < 0)
                         *ret_err = NULL;
@@ -196,11 +223,17 @@ int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_k
                 goto out;
         if (info->next_sessions && (r = load_next(db, c, &s, now, &next, &d.n_next)) < 0)
                 goto out;
+        if (key->kind == KIND_UNREACHABLE &&
+            ((r = outbox_unreachable_day(key->occasion, &from, &to)) < 0 ||
+             (r = outbox_unreachable_list(db, from, to, &unreachable, &d.n_unreachable)) < 0))
+                goto out;
+        d.unreachable = unreachable;
         d.roster = roster;
         d.next = next;
         d.instance = db_instance(db);
         r = render_mail(c, t, key, &d, now, ret, ret_size, ret_err);
 out:
+        mail_unreachable_free(unreachable, d.n_unreachable);
         registrations_free(roster, d.n_roster);
         sessions_free(next, d.n_next);
         registration_clear(&g);
@@ -293,8 +326,8 @@ static int settle(db_t *db, const outbox_row_t *w, const char *why, outbox_claim
 static int prepare(db_t *db, const config_t *c, const templates_t *t, int64_t now,
                    outbox_row_t *w, const char *occasion, outbox_claim_stats_t *stats)
 {
-        const char *why = outbox_stale(db, c, w->session_id, w->registration_id, w->kind,
-                                       w->recipient, now);
+        const char *why = outbox_stale_occasion(db, c, w->session_id, w->registration_id, w->kind,
+                                                occasion, w->recipient, now);
         mail_key_t key = { w->kind, occasion, w->session_id, w->registration_id, w->recipient,
                            w->message_id };
         outbox_outcome_t o = { .id = w->id };
@@ -595,4 +628,69 @@ int outbox_mark_unreachable(db_t *db, int64_t registration_id, const char *reaso
         sqlite3_bind_text(st, 2, OUTBOX_BOUNCED, -1, SQLITE_STATIC);
         r = db_step_done(st);
         return r < 0 ? r : changed;
+}
+
+int outbox_unreachable_day(const char *occasion, int64_t *from, int64_t *to)
+{
+        static const duration_t day = { .days = 1 };
+        char date[11];
+        int r;
+
+        if (!occasion || strlen(occasion) < 10)
+                return -EINVAL;
+        memcpy(date, occasion, 10);
+        date[10] = '\0';
+        r = clock_parse_time(date, from);
+        if (r < 0)
+                return r;
+        *to = clock_shift(*from, &day, 1);
+        return 0;
+}
+
+/* Erased or cancelled since: no longer anyone to tell of. */
+static const char SQL_UNREACHABLE_LIST[] =
+        "SELECT r.id, r.name, r.email, r.unreachable_reason, s.title, s.starts_at, s.ends_at"
+        " FROM registrations r JOIN sessions s ON s.id = r.session_id"
+        " WHERE r.unreachable_at IS NOT NULL AND r.unreachable_told >= ?1 AND r.unreachable_told < ?2"
+        " AND r.email <> '' AND r.status <> 'cancelled' ORDER BY s.starts_at, s.id, r.id";
+
+int outbox_unreachable_list(db_t *db, int64_t from, int64_t to, mail_unreachable_t **ret, size_t *ret_n)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_UNREACHABLE_LIST);
+        mail_unreachable_t *v = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, from);
+        sqlite3_bind_int64(st, 2, to);
+        while ((r = db_step(st)) == 1) {
+                mail_unreachable_t *p = realloc(v, (n + 1) * sizeof(*v));
+
+                if (!p) {
+                        r = -ENOMEM;
+                        break;
+                }
+                v = p;
+                v[n] = (mail_unreachable_t) {
+                        .registration_id = sqlite3_column_int64(st, 0),
+                        .name = db_col_text(st, 1), .email = db_col_text(st, 2),
+                        .reason = db_col_text(st, 3), .title = db_col_text(st, 4),
+                        .starts_at = sqlite3_column_int64(st, 5), .ends_at = sqlite3_column_int64(st, 6),
+                };
+                n++;
+                if (!v[n - 1].name || !v[n - 1].email || !v[n - 1].title) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        sqlite3_reset(st);
+        if (r < 0) {
+                mail_unreachable_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
 }

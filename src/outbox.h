@@ -25,6 +25,10 @@ int outbox_queue(db_t *db, const config_t *c, int64_t session_id, int64_t regist
  * drops such a row as expired; `meccctl upcoming` leaves it out. */
 const char *outbox_stale(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
                          kind_t kind, const char *recipient, int64_t now);
+/* The same, knowing the row's occasion: an `unreachable` email whose every address was
+ * put right before it went is no longer true. */
+const char *outbox_stale_occasion(db_t *db, const config_t *c, int64_t session_id, int64_t registration_id,
+                                  kind_t kind, const char *occasion, const char *recipient, int64_t now);
 
 /* outbox_stale()'s reason for an unreachable registration: such rows become failed, not
  * expired (compare by address). */
@@ -33,6 +37,14 @@ extern const char OUTBOX_BOUNCED[];
 /* Mark a registration unreachable (the first reason is kept) and fail its queued emails
  * ("address bounced"); its place is kept. 1 newly unreachable, 0 already, <0 error. */
 int outbox_mark_unreachable(db_t *db, int64_t registration_id, const char *reason, int64_t now);
+
+/* The coordinators' `unreachable` email (meccd(8), WHAT A SCAN DOES): its occasion is
+ * "YYYY-MM-DD #N" (the Nth address of roster_to), the local day it was queued, and it lists the registrations
+ * whose unreachable_told (the moment they were told) falls on that day. The bounds of
+ * that day: [*from, *to). -EINVAL for an occasion that does not begin with a date. */
+int outbox_unreachable_day(const char *occasion, int64_t *from, int64_t *to);
+/* Those registrations, soonest session first, with what the email says of them. */
+int outbox_unreachable_list(db_t *db, int64_t from, int64_t to, mail_unreachable_t **ret, size_t *ret_n);
 
 /* Gather what the email `key` speaks of as of `now` and render it (delivery, and `meccctl
  * preview`). -ENOENT when the session or registration is gone, -EINVAL (with *ret_err when

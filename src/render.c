@@ -57,14 +57,14 @@ const templates_t *templates_for(const templates_t *t, const char *course)
 enum {
         V_NAME, V_EMAIL, V_TITLE, V_DATE, V_TIME, V_JOIN, V_ELEARNING, V_SIGNPOST, V_FEEDBACK,
         V_ORG, V_CANCEL, V_NEXT, V_TOKEN, V_ATTENDEES, V_BOOKED, V_CAPACITY, V_SEATS,
-        V_TIME_TO_GO, V_NOTE, V_CHANGES, V_TRAINER, N_VARS
+        V_TIME_TO_GO, V_NOTE, V_CHANGES, V_TRAINER, V_UNREACHABLE, N_VARS
 };
 
 static const char *const var_names[N_VARS] = {
         "name", "email", "session_title", "session_date", "session_time", "join_url",
         "elearning_url", "signpost_url", "feedback_url", "organisation", "cancel_url",
         "next_sessions", "token", "attendees", "booked_count", "capacity", "seats_left",
-        "time_to_go", "reminder_note", "changes", "trainer_email",
+        "time_to_go", "reminder_note", "changes", "trainer_email", "unreachable",
 };
 
 typedef struct {
@@ -267,6 +267,52 @@ static int roster(const registration_t *regs, size_t n, char **ret_text, char **
         return 0;
 }
 
+void mail_unreachable_free(mail_unreachable_t *v, size_t n)
+{
+        for (size_t i = 0; v && i < n; i++) {
+                free(v[i].name);
+                free(v[i].email);
+                free(v[i].reason);
+                free(v[i].title);
+        }
+        free(v);
+}
+
+/* The coordinators' list: who, on which session, what the server said, and the command
+ * that puts it right. Each value on one line: the server's text and the title are
+ * another party's words. */
+static char *unreachable_list(const mail_unreachable_t *v, size_t n)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                session_t s = { .title = v[i].title, .starts_at = v[i].starts_at, .ends_at = v[i].ends_at };
+                char date[96], time_s[64], *title = title_of(&s), *name = text_one_line(v[i].name),
+                     *why = v[i].reason ? text_one_line(v[i].reason) : NULL;
+
+                clock_format_date(v[i].starts_at, date, sizeof(date));
+                clock_format_time_range(v[i].starts_at, v[i].ends_at, time_s, sizeof(time_s));
+                fprintf(f, "%s%s <%s> (registration %lld)\n"
+                           "  Session: %s, %s, %s\n"
+                           "  The mail server said: %s\n"
+                           "  To correct it: meccctl registration edit %lld --email NEW-ADDRESS",
+                        i ? "\n\n" : "", name ? name : "", v[i].email, (long long) v[i].registration_id,
+                        title ? title : "", date, time_s, why && *why ? why : "(no reason given)",
+                        (long long) v[i].registration_id);
+                free(title);
+                free(name);
+                free(why);
+        }
+        if (!n)
+                fputs("Nobody: every address has been put right since.", f);
+        fclose(f);
+        return buf;
+}
+
 /* How far off the start is, counted in calendar days of the zone: a reminder that goes
  * late (a relay outage, a session moved) still tells the truth. */
 static char *time_to_go(int64_t now, int64_t starts_at)
@@ -377,6 +423,8 @@ static int fill(const config_t *c, const mail_key_t *key, const mail_data_t *d, 
                 set(vals, V_NOTE, waiting ? "Your joining link is ready and waiting: we will send it as soon "
                                             "as you have completed the e-learning." : "");
         }
+        if (key->kind == KIND_UNREACHABLE)
+                set_owned(vals, V_UNREACHABLE, unreachable_list(d->unreachable, d->n_unreachable));
         if (key->kind == KIND_ROSTER || key->kind == KIND_ATTENDANCE_REQUEST) {
                 char *text = NULL;
 

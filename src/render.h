@@ -36,6 +36,16 @@ typedef struct {
 #define RENDER_TEMPLATE_MAX (256 * 1024)
 #define RENDER_TEMPLATE_MAX_TEXT "256 KiB"
 
+/* One newly unreachable registration, for the coordinators' `unreachable` email. */
+typedef struct {
+        int64_t registration_id;
+        char *name, *email, *reason;     /* reason: the server's words, or NULL */
+        char *title;                     /* its session's */
+        int64_t starts_at, ends_at;
+} mail_unreachable_t;
+
+void mail_unreachable_free(mail_unreachable_t *v, size_t n);
+
 /* What one email speaks of, gathered by its caller: rendering reads nothing else. */
 typedef struct {
         const session_t *session;
@@ -45,6 +55,8 @@ typedef struct {
         const session_t *next;              /* bookable sessions, soonest first, with counts */
         size_t n_next;
         const char *instance;               /* this database's id, in the calendar UID */
+        const mail_unreachable_t *unreachable; /* for `unreachable`: whom the coordinators are told of */
+        size_t n_unreachable;
 } mail_data_t;
 
 /* Whether kind's templates speak of booked_count or seats_left: the session then needs

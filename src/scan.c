@@ -903,6 +903,70 @@ static int forget_session(scan_t *x, const session_t *s)
         return 0;
 }
 
+/* ---- 10. tell ------------------------------------------------------------------ */
+
+/* Newly unreachable: refused for good and not yet told (the partial index
+ * registrations_unreachable answers both queries). Erased or cancelled: nobody to act on. */
+#define SQL_UNTOLD \
+        " FROM registrations r WHERE r.unreachable_at IS NOT NULL AND r.unreachable_told = 0" \
+        " AND r.email <> '' AND r.status <> 'cancelled'"
+static const char SQL_FIRST_UNTOLD[] =
+        "SELECT r.session_id" SQL_UNTOLD
+        " ORDER BY (SELECT starts_at FROM sessions WHERE id = r.session_id), r.id LIMIT 1";
+static const char SQL_TOLD_SINCE[] =
+        "SELECT 1 FROM registrations WHERE unreachable_at IS NOT NULL AND unreachable_told >= ?1 LIMIT 1";
+/* unreachable_told holds the moment they were told: the email lists that day's */
+static const char SQL_SET_UNREACHABLE_TOLD[] =
+        "UPDATE registrations SET unreachable_told = ?1 WHERE id IN (SELECT r.id" SQL_UNTOLD ")";
+
+/* At most one `unreachable` email a day to the coordinators (SPEC 14), listing those the
+ * mail system refused since they were last told. Its session is only where the outbox row
+ * hangs (every row has one): the soonest session of those it lists. */
+static int tell(scan_t *x)
+{
+        log_ctx_t ctx = { .message_id = MID_UNREACHABLE_TOLD, .kind = kind_to_string(KIND_UNREACHABLE) };
+        char date[64], occ[96];
+        int64_t from, to, sid;
+        sqlite3_stmt *st;
+        int r, told;
+
+        clock_format_local(x->now, date, sizeof(date));
+        date[10] = '\0';
+        r = outbox_unreachable_day(date, &from, &to);
+        if (r < 0)
+                return r;
+        st = bound(x, SQL_TOLD_SINCE, from, 0);
+        r = st ? db_step(st) : -EIO;
+        if (st)
+                sqlite3_reset(st);
+        if (r != 0)
+                return r < 0 ? r : 0; /* told today already: tomorrow's email lists the rest */
+        st = db_stmt(x->db, SQL_FIRST_UNTOLD);
+        r = st ? db_step(st) : -EIO;
+        sid = r == 1 ? sqlite3_column_int64(st, 0) : 0;
+        if (st)
+                sqlite3_reset(st);
+        if (r <= 0)
+                return r;
+        r = mark_session(x, SQL_SET_UNREACHABLE_TOLD, x->now, 0);
+        if (r < 0)
+                return r;
+        told = sqlite3_changes(db_handle(x->db));
+        for (size_t i = 0; i < x->c->n_roster_to && r >= 0; i++) {
+                /* the address is the row's recipient: numbered, the Message-ID stays one line */
+                snprintf(occ, sizeof(occ), "%s #%zu", date, i + 1);
+                r = outbox_queue(x->db, x->c, sid, 0, KIND_UNREACHABLE, occ, x->c->roster_to[i], x->now);
+                if (r > 0)
+                        x->stats->queued++;
+        }
+        if (r < 0)
+                return r;
+        ctx.session = sid;
+        log_ctx(LOG_NOTICE, &ctx, "the coordinators are told of %d unreachable registration%s", told,
+                told == 1 ? "" : "s");
+        return 0;
+}
+
 /* ---- the steps, in the order of meccd(8), WHAT A SCAN DOES ---------------------- */
 
 /* The queries below pick the sessions a step looks at by a setting; each session is then
@@ -993,6 +1057,11 @@ static int scan_step_forget(scan_t *x)
         return each_session(x, st, false, forget_session);
 }
 
+static int scan_step_tell(scan_t *x)
+{
+        return tell(x);
+}
+
 typedef int (*step_fn)(scan_t *x);
 
 static const struct {
@@ -1009,6 +1078,7 @@ static const struct {
         [SCAN_CANCEL] = { "cancel", scan_step_cancel },
         [SCAN_CHANGE] = { "change", scan_step_change },
         [SCAN_FORGET] = { "forget", scan_step_forget },
+        [SCAN_TELL] = { "tell", scan_step_tell },
 };
 
 int scan_step(db_t *db, const config_t *c, int64_t now, scan_step_t step, scan_stats_t *stats)

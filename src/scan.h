@@ -27,6 +27,7 @@ typedef enum scan_step {
         SCAN_CANCEL,
         SCAN_CHANGE,
         SCAN_FORGET,
+        SCAN_TELL,      /* the coordinators hear of addresses refused for good */
         _SCAN_STEP_MAX,
 } scan_step_t;
 

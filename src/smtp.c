@@ -600,7 +600,7 @@ int smtp_test(const smtp_config_t *cfg, const char *password, const char *to, co
 
         *ret = (smtp_result_t) { 0 };
         c = curl_easy_init();
-        snprintf(from, sizeof(from), "<%s>", cfg->from_addr);
+        snprintf(from, sizeof(from), "<%s>", cfg->return_path ? cfg->return_path : cfg->from_addr);
         snprintf(rcpt, sizeof(rcpt), "<%s>", to);
         rcpts = curl_slist_append(NULL, rcpt);
         if (!c || !rcpts) {

@@ -19,7 +19,7 @@ static const char *const known[] = {
         "join_url",      "elearning_url", "signpost_url",  "feedback_url",  "organisation",
         "cancel_url",    "next_sessions", "token",         "attendees",     "booked_count",
         "capacity",      "seats_left",    "time_to_go",    "reminder_note", "changes",
-        "trainer_email",
+        "trainer_email", "unreachable",
 };
 
 bool template_known(const char *name) {

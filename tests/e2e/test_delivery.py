@@ -133,6 +133,11 @@ def fault_test(fault, options, stage, command, outcome):
         assert_none_sending(env)
         expected = []
         for i, r in after.items():
+            if r["kind"] == "unreachable":
+                # a 5xx to RCPT refused the address: the coordinators hear of it, once
+                assert (stage, fault, r["status"]) == ("RCPT", "5xx", "sent"), r
+                expected.append(r["message_id"])
+                continue
             if outcome == PERMANENT:
                 assert r["status"] == "failed" and r["attempts"] == 1, r
                 continue
@@ -228,7 +233,11 @@ def test_mixed_replies_in_one_batch(env):
         assert rows[a]["status"] == ("failed" if a in unknown else "sent"), rows[a]
     assert_each_once(captured_ids(env), [r["message_id"] for r in rows.values()
                                          if r["status"] == "sent"])
-    assert sorted(m["to"][0] for m in env.smtp.messages) == sorted(set(addrs) - unknown)
+    assert sorted(m["to"][0] for m in env.smtp.messages
+                  if env.kind_of(m)[0] != "unreachable") == sorted(set(addrs) - unknown)
+    # the three refused at RCPT are unreachable now: the coordinators heard of them in one email
+    (told,) = env.mails(kind="unreachable")
+    assert told["to"] == ["mecc-team@example.org"], told["to"]
 
 
 # ---- STARTTLS and AUTH ------------------------------------------------------------------

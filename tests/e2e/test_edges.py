@@ -6,6 +6,7 @@ import os
 import re
 
 from harness import with_env
+from mime_check import check_message
 
 T0 = "2026-08-01 09:00"
 LOG = {"MECCD_LOG": "stderr"}
@@ -114,3 +115,71 @@ def test_registration_edit_refuses_bad_input(env):
     assert p.returncode == 64, p.stderr
     env.ctl("registration", "edit", ann, "--name", "Ann Smith")
     assert regs(env)["ann@example.org"]["name"] == "Ann Smith"
+
+
+def text(m):
+    return m["msg"].get_body(preferencelist=("plain",)).get_content()
+
+
+@with_env(roster_to=["mecc-team@example.org", "hub@example.org"])
+def test_coordinators_told_of_unreachable_once_a_day(env):
+    sid = env.add_session("MECC Live Online Training", "2026-09-22 10:30", "2026-09-22 12:00", 5, T0)
+    ann = env.register(sid, "Ann Example", "ann@exmaple.org", "2026-08-01 08:00")
+    env.register(sid, "Bob Jones", "bob@example.org", "2026-08-01 08:01")
+    env.smtp.capture.replies["ann@exmaple.org"] = "550 5.1.1 <ann@exmaple.org>: Recipient address rejected"
+    logs = env.scan(T0, env=LOG).stderr            # the relay refuses Ann at RCPT
+    assert env.mails(kind="unreachable") == []
+    logs += env.scan("2026-08-01 09:10", env=LOG).stderr   # the next scan tells the coordinators
+    told = env.mails(kind="unreachable")
+    assert sorted(m["to"][0] for m in told) == ["hub@example.org", "mecc-team@example.org"], told
+    m = told[0]
+    assert not check_message(m["raw"])["errors"], check_message(m["raw"])["errors"]
+    assert m["msg"]["Subject"] == "Email addresses to check for MECC bookings"
+    body = text(m)
+    assert "Ann Example <ann@exmaple.org> (registration %d)" % ann in body, body
+    assert "Session: MECC Live Online Training, Tuesday 22 September 2026, 10:30\u201312:00 BST" in body, body
+    assert "The mail server said: 550 5.1.1 <ann@exmaple.org>: Recipient address rejected" in body, body
+    assert "meccctl registration edit %d --email NEW-ADDRESS" % ann in body, body
+    assert "Bob" not in body and "bob@" not in body, body
+    html = m["msg"].get_body(preferencelist=("html",)).get_content()
+    assert "Ann Example &lt;ann@exmaple.org&gt;" in html, html
+    # the journal names nobody, and says the coordinators were told
+    assert "exmaple" not in logs and "Ann" not in logs and "Example" not in logs, logs
+    assert "the coordinators are told of 1 unreachable registration" in logs, logs
+
+    # Cat is refused later the same day: at most one such email a day, hers comes tomorrow
+    cat = env.register(sid, "Cat Smith", "cat@exmaple.org", "2026-08-01 10:00")
+    env.smtp.capture.replies["cat@exmaple.org"] = "550 5.1.1 no such user"
+    env.scan("2026-08-01 10:01")
+    env.scan("2026-08-01 23:00")
+    assert len(env.mails(kind="unreachable")) == 2
+    env.scan("2026-08-02 08:00")
+    later = [m for m in env.mails(kind="unreachable") if m not in told]
+    assert len(later) == 2, later
+    body = text(later[0])
+    assert "Cat Smith <cat@exmaple.org> (registration %d)" % cat in body, body
+    assert "Ann" not in body, body                 # Ann was told of once
+    env.scan("2026-08-03 08:00")
+    assert len(env.mails(kind="unreachable")) == 4
+
+
+@with_env(smtp_settings={"return_path": "bounces@example.org"})
+def test_return_path_is_the_envelope_sender(env):
+    sid = env.add_session("S", "2026-09-22 10:30", "2026-09-22 12:00", 5, T0)
+    env.register(sid, "Ann", "ann@example.org", "2026-08-01 08:00")
+    env.scan(T0)
+    (m,) = env.mails(to="ann@example.org")
+    assert m["from"] == "bounces@example.org", m["from"]        # MAIL FROM: where bounces go
+    assert m["msg"]["From"] == "MECC Training <mecc@example.org>", m["msg"]["From"]
+
+    # by default the envelope sender is the address of from; a bad one is refused
+    del env.smtp_settings["return_path"]
+    env.write_conf()
+    env.register(sid, "Bob", "bob@example.org", "2026-08-01 09:00")
+    env.scan("2026-08-01 09:01")
+    (m,) = env.mails(to="bob@example.org")
+    assert m["from"] == "mecc@example.org", m["from"]
+    env.smtp_settings["return_path"] = "Bounces <bounces@example.org>"
+    env.write_conf()
+    p = env.run("meccd", "--check-config", check=False)
+    assert p.returncode == 78 and "return_path" in p.stderr and "not an email address" in p.stderr, p.stderr

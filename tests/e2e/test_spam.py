@@ -51,3 +51,17 @@ def test_every_kind_scores_low(env):
         if points >= LIMIT:
             high.append((kind, points, rules))
     assert not high, "scored %.1f or more: %r" % (LIMIT, high)
+
+
+@with_env(**SETTINGS)
+def test_unreachable_scores_low(env):
+    """The coordinators' email about a refused address: plain wording, not junk either."""
+    sid = env.add_session(TITLE, "2026-09-22 10:30", "2026-09-22 12:00", 5, "2026-08-01 09:00")
+    env.register(sid, NAME, "sian@exmaple.org", "2026-08-01 08:00")
+    env.smtp.capture.replies["sian@exmaple.org"] = "550 5.1.1 <sian@exmaple.org>: Recipient address rejected"
+    env.scan("2026-08-01 09:00")
+    env.scan("2026-08-01 09:10")
+    (m, *_) = env.mails(kind="unreachable")
+    points, rules = score(env, m["raw"])
+    print("# %-18s %5.1f  %s" % ("unreachable", points, rules or "-"), flush=True)
+    assert points < LIMIT, (points, rules)

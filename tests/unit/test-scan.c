@@ -851,6 +851,85 @@ static void test_session_added_after_it_started_sends_nothing(void **state)
         assert_int_equal(int_query(e, "SELECT count(*) FROM outbox"), 0);
 }
 
+/* ---- 10. tell ------------------------------------------------------------------------ */
+
+static long unreachable_mails(env_t *e, const char *day)
+{
+        return (long) int_query(e, "SELECT count(*) FROM outbox WHERE kind = 'unreachable'"
+                                   " AND registration_id IS NULL AND occasion LIKE '%s %%'", day);
+}
+
+/* The ids an `unreachable` email of that day lists, as "1,3". */
+static void expect_listed(env_t *e, const char *day, const char *want)
+{
+        mail_unreachable_t *v = NULL;
+        int64_t from, to;
+        char got[128] = "";
+        size_t n = 0;
+
+        assert_int_equal(outbox_unreachable_day(day, &from, &to), 0);
+        assert_int_equal(outbox_unreachable_list(e->db, from, to, &v, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%lld", i ? "," : "",
+                         (long long) v[i].registration_id);
+        mail_unreachable_free(v, n);
+        assert_string_equal(got, want);
+}
+
+static void test_coordinators_told_of_unreachable_once_a_day(void **state)
+{
+        env_t *e = *state;
+        int64_t s1 = add_session(e, "2026-09-22 10:30", 5, NULL);
+        int64_t s2 = add_session(e, "2026-09-10 10:30", 5, NULL);
+        int64_t a = add_reg(e, s1, "ann@exmaple.org", "2026-09-01 09:00");
+        int64_t b = add_reg(e, s2, "bob@exmaple.org", "2026-09-01 09:01");
+        int64_t c = add_reg(e, s1, "cat@example.org", "2026-09-01 09:02");
+        char want[64];
+
+        e->c.n_roster_to = 2;
+        scan(e, "2026-09-01 10:00");
+        assert_int_equal(unreachable_mails(e, "2026-09-01"), 0); /* nobody refused yet */
+        assert_int_equal(outbox_mark_unreachable(e->db, a, "550 5.1.1 no such user", at("2026-09-01 10:05")), 1);
+        scan(e, "2026-09-01 11:00");
+        /* one to each coordinator, hung on Ann's session, listing Ann alone */
+        assert_int_equal(unreachable_mails(e, "2026-09-01"), 2);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE kind = 'unreachable' AND session_id = %lld"
+                                      " AND occasion = '2026-09-01 #2' AND recipient = 'hub@example.org'",
+                                   (long long) s1), 1);
+        assert_int_equal(int_query(e, "SELECT unreachable_told FROM registrations WHERE id = %lld", (long long) a),
+                         at("2026-09-01 11:00"));
+        snprintf(want, sizeof(want), "%lld", (long long) a);
+        expect_listed(e, "2026-09-01", want);
+
+        /* Bob is refused the same day: he waits for tomorrow's email */
+        assert_int_equal(outbox_mark_unreachable(e->db, b, "550 mailbox disabled", at("2026-09-01 12:00")), 1);
+        scan(e, "2026-09-01 13:00");
+        scan(e, "2026-09-01 23:59");
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE kind = 'unreachable'"), 2);
+        assert_int_equal(int_query(e, "SELECT unreachable_told FROM registrations WHERE id = %lld", (long long) b), 0);
+        expect_listed(e, "2026-09-01", want);
+
+        /* the next day: Bob alone (Ann was told once), on his own session */
+        scan(e, "2026-09-02 09:00");
+        assert_int_equal(unreachable_mails(e, "2026-09-02"), 2);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE kind = 'unreachable'"
+                                      " AND occasion LIKE '2026-09-02 %%' AND session_id = %lld", (long long) s2), 2);
+        snprintf(want, sizeof(want), "%lld", (long long) b);
+        expect_listed(e, "2026-09-02", want);
+        scan(e, "2026-09-03 09:00");
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE kind = 'unreachable'"), 4);
+
+        /* Bob's address put right before his email went: it is no longer true; Ann's still is */
+        sql(e, "UPDATE registrations SET unreachable_at = NULL, unreachable_reason = NULL, unreachable_told = 0"
+               " WHERE id = %lld", (long long) b);
+        assert_non_null(outbox_stale_occasion(e->db, &e->c, s2, 0, KIND_UNREACHABLE, "2026-09-02 #1",
+                                              "mecc-team@example.org", at("2026-09-03 09:00")));
+        assert_null(outbox_stale_occasion(e->db, &e->c, s1, 0, KIND_UNREACHABLE, "2026-09-01 #1",
+                                          "mecc-team@example.org", at("2026-09-03 09:00")));
+        /* Cat was never refused: never listed, never marked */
+        assert_int_equal(int_query(e, "SELECT unreachable_told FROM registrations WHERE id = %lld", (long long) c), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -880,6 +959,7 @@ int main(void)
                 T(test_trainer_gets_a_new_roster_after_a_change),
                 T(test_session_that_ends_before_it_starts_is_held_back),
                 T(test_session_added_after_it_started_sends_nothing),
+                T(test_coordinators_told_of_unreachable_once_a_day),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
