@@ -18,17 +18,20 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Relay:
-    def __init__(self, directory, login, password):
+    def __init__(self, directory, login, password_file):
         self.dir = directory
         self.login = login.encode()
-        self.password = password.encode()
+        self.password_file = password_file
         self.count = 0
         self.lock = threading.Lock()
 
     def __call__(self, server, session, envelope, mechanism, auth_data):
         """aiosmtpd authenticator: one account."""
         is_lp = isinstance(auth_data, LoginPassword)
-        ok = is_lp and auth_data.login == self.login and auth_data.password == self.password
+        # read at each login: a test changes the account's password mid-run
+        with open(self.password_file) as f:
+            password = f.read().strip().encode()
+        ok = is_lp and auth_data.login == self.login and auth_data.password == password
         login = auth_data.login.decode(errors="replace") if is_lp else ""
         with open(os.path.join(self.dir, "auth.log"), "a") as f:
             f.write("%s %s %s\n" % (mechanism, login, "ok" if ok else "refused"))
@@ -53,10 +56,8 @@ class Relay:
 
 def main():
     port, directory, login, password_file = sys.argv[1:5]
-    with open(password_file) as f:
-        password = f.read().strip()
     os.makedirs(directory, exist_ok=True)
-    relay = Relay(directory, login, password)
+    relay = Relay(directory, login, password_file)
     controller = Controller(relay, hostname="127.0.0.1", port=int(port),
                             authenticator=relay, auth_required=True,
                             auth_require_tls=False)
