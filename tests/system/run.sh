@@ -632,15 +632,13 @@ check_website() {
         [ "$st" = booked ] && check_shared_layout
 }
 
-# A new SMTP password: systemd reads LoadCredential= at start only, so a reload keeps the
-# old one (as meccd.conf(5) says) and a restart takes the new one, which the relay then
-# accepts.
+# A new SMTP password, as meccd.conf(5) says to change it: the file, then a restart; the
+# service's credential is the new one and the relay accepts it. (systemd documents
+# LoadCredential= as read at start; 252 was seen to refresh it at a reload too, which
+# the documentation does not promise, so the test does not rely on either.)
 check_password_change() {
         new=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
         in_ct sh -c "printf '%s\n' '$new' >/srv/systest/password && printf '%s\n' '$new' >/etc/meccd/smtp-password" || return 1
-        in_ct 30 systemctl reload meccd || return 1
-        MAINPID=$(prop MainPID)
-        [ "$(in_svc cat "$(cred_dir)/smtp-password")" != "$new" ] || { say "a reload gave the new password"; return 1; }
         in_ct 30 systemctl restart meccd && wait_for 10 active || return 1
         MAINPID=$(prop MainPID)
         [ "$(in_svc cat "$(cred_dir)/smtp-password")" = "$new" ] || { say "the restart kept the old password"; return 1; }
@@ -761,7 +759,7 @@ main() {
         check "website user in group meccd inserts with sqlite3: booked and emailed; others locked out" check_website
         check "unit starts without /etc/meccd/smtp-password" check_no_credential_file
         check "WatchdogSec=2s: pings keep it alive, no restart" check_watchdog
-        check "a new SMTP password: reload keeps the old credential, restart takes the new one, the relay accepts it" check_password_change
+        check "a new SMTP password: after a restart the credential is the new one and the relay accepts it" check_password_change
         check "systemctl stop meccd: inactive, Result=success, exit 0" check_stop
         check "a database restored by root: start fails with 69, the journal names owner and chown; chown fixes it" check_root_restored_db
         check "meccctl init as root: the database is the service user's, and meccd starts on it" check_root_init
