@@ -12,7 +12,7 @@ secs=${1:-}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$top/build-fuzz
 CC=${FUZZ_CC:-clang}
-PURE="addr template csv clock message ics buf text attendance"
+PURE="addr template csv clock message ics buf text attendance dsn"
 COMMON="-g -O1 -fno-sanitize-recover=all -std=c11 -D_GNU_SOURCE -I$top/src"
 SLACK=60 # seconds allowed beyond the fuzzing time before a hung target is killed
 
