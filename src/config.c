@@ -173,6 +173,26 @@ static int valid_smtp_url(cfg_t *cfg, cfg_opt_t *opt)
         return 0;
 }
 
+/* The bounce mailbox: IMAP over TLS, IMAP upgraded with STARTTLS (required, never
+ * plain), or POP3 over TLS; no credentials in the URL, as for smtp.url. */
+static int valid_bounce_url(cfg_t *cfg, cfg_opt_t *opt)
+{
+        const char *v = cfg_opt_getnstr(opt, 0), *host, *end;
+
+        if (!v || !*v)
+                return 0;
+        if ((strncmp(v, "imaps://", 8) != 0 && strncmp(v, "imap://", 7) != 0 &&
+             strncmp(v, "pop3s://", 8) != 0) || strpbrk(v, " \t\r\n") || !v[strcspn(v, ":") + 3])
+                BAD(cfg, opt, "\"%s\" must be imaps://HOST[:PORT]/MAILBOX, imap://HOST[:PORT]/MAILBOX "
+                              "(STARTTLS) or pop3s://HOST[:PORT]", v);
+        host = strstr(v, "://") + 3;
+        end = host + strcspn(host, "/");
+        if (memchr(host, '@', (size_t) (end - host)))
+                BAD(cfg, opt, "must not hold a user or password: set bounces.username, and the "
+                              "password in bounces.password_file or the credential bounce-password");
+        return 0;
+}
+
 static int valid_tls(cfg_t *cfg, cfg_opt_t *opt)
 {
         const char *v = cfg_opt_getnstr(opt, 0);
@@ -256,6 +276,15 @@ static cfg_opt_t smtp_opts[] = {
         CFG_END()
 };
 
+static cfg_opt_t bounce_opts[] = {
+        CFG_STR("url", "", CFGF_NONE),
+        CFG_STR("username", "", CFGF_NONE),
+        CFG_STR("password_file", "", CFGF_NONE),
+        CFG_INT("interval", 300, CFGF_NONE),
+        CFG_STR("ca_file", "", CFGF_NONE),
+        CFG_END()
+};
+
 /* A course sets what it changes: no defaults, so an option it leaves out is seen as
  * unset (cfg_size 0) and the global value stands. */
 static cfg_opt_t course_reminder_opts[] = {
@@ -299,6 +328,7 @@ static cfg_opt_t opts[] = {
         CFG_STR("retention", "180d", CFGF_NONE),
         CFG_SEC("reminders", reminder_opts, CFGF_NONE),
         CFG_SEC("smtp", smtp_opts, CFGF_NONE),
+        CFG_SEC("bounces", bounce_opts, CFGF_NONE),
         CFG_BOOL("attendance_required", cfg_false, CFGF_NONE),
         CFG_STR("attendance_min", "", CFGF_NONE),
         CFG_SEC("course", course_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -336,6 +366,9 @@ static void set_validators(cfg_t *cfg)
                 { "smtp|timeout", valid_positive },
                 { "smtp|max_per_minute", valid_positive },
                 { "smtp|give_up_after", valid_duration },
+                { "bounces|url", valid_bounce_url },
+                { "bounces|interval", valid_positive },
+                { "bounces|ca_file", valid_ca_file },
                 { "attendance_min", valid_optional_duration },
                 { "course|title", valid_nonempty },
                 { "course|templates", valid_nonempty },
@@ -425,6 +458,12 @@ static int convert(cfg_t *cfg, config_t *c)
         free(display);
         c->smtp.return_path = STR(*cfg_getstr(s, "return_path") ? cfg_getstr(s, "return_path")
                                                                  : c->smtp.from_addr);
+        s = cfg_getsec(cfg, "bounces");
+        c->bounces.url = STR(cfg_getstr(s, "url"));
+        c->bounces.username = STR(cfg_getstr(s, "username"));
+        c->bounces.password_file = STR(cfg_getstr(s, "password_file"));
+        c->bounces.interval = cfg_getint(s, "interval");
+        c->bounces.ca_file = STR(cfg_getstr(s, "ca_file"));
         c->attendance_required = cfg_getbool(cfg, "attendance_required");
         return set_attendance_min(c, cfg_getstr(cfg, "attendance_min"));
 }
@@ -751,6 +790,10 @@ config_t *config_free(config_t *c)
         free(c->smtp.reply_to);
         free(c->smtp.return_path);
         free(c->smtp.ca_file);
+        free(c->bounces.url);
+        free(c->bounces.username);
+        free(c->bounces.password_file);
+        free(c->bounces.ca_file);
         free(c->course);
         free(c->course_title);
         for (size_t i = 0; c->courses && i < c->n_courses; i++)

@@ -24,6 +24,15 @@ typedef struct {
         duration_t give_up_after;
 } smtp_config_t;
 
+/* The mailbox that bounces arrive in (SPEC 14); url "" : not looked at. */
+typedef struct {
+        char *url;              /* imaps://, imap:// (STARTTLS required) or pop3s:// */
+        char *username;
+        char *password_file;    /* else the credential bounce-password */
+        long interval;          /* seconds between looks */
+        char *ca_file;
+} bounce_config_t;
+
 typedef struct config {
         char *path;
         char *timezone;
@@ -46,6 +55,7 @@ typedef struct config {
         bool follow_up_enabled;
         duration_t reminder_follow_up;
         smtp_config_t smtp;
+        bounce_config_t bounces;
         /* attendance (SPEC 12) */
         bool attendance_required;       /* follow-ups wait for the attendance */
         bool attendance_min_set;        /* else: half the session's length */

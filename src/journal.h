@@ -24,6 +24,8 @@
 #define MID_DATA_ERASED      "a8c110582ad44e3aa3b9c101f3ab84bf"
 #define MID_SESSION_PROBLEM  "a448b4efbdad44adbb422d77bc82d5d4"
 #define MID_UNREACHABLE_TOLD "76502002df5741509b4d1f4e43c31c49"
+#define MID_BOUNCED          "5b1e0d3f8a2c4e6b9d7f1a3c5e7b9d20"
+#define MID_BOUNCE_FAILED    "c3a9e1f7b5d34b2a8e6c4f0a2d8b6e41"
 
 typedef struct {
         const char *message_id; /* MID_* or NULL */

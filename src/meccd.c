@@ -17,6 +17,7 @@
 #include <systemd/sd-event.h>
 
 #include "clock.h"
+#include "bounce.h"
 #include "config.h"
 #include "db.h"
 #include "journal.h"
@@ -382,6 +383,31 @@ fail:
         return EX_OSERR;
 }
 
+/* One look at the bounce mailbox, blocking (a one-shot run has no loop to keep turning):
+ * a mailbox that cannot be read is logged and the scan goes on. */
+static void look_for_bounces(daemon_t *d, int64_t now)
+{
+        bounce_stats_t st;
+        char *pw = NULL, *err = NULL;
+        int r;
+
+        if (!d->cfg->bounces.url || !*d->cfg->bounces.url)
+                return;
+        r = smtp_load_secret(d->cfg->bounces.password_file, "bounce-password", &pw, &err);
+        if (r >= 0)
+                r = bounce_check(d->db, d->cfg, pw, now, NULL, &st, &err);
+        if (pw)
+                explicit_bzero(pw, strlen(pw));
+        free(pw);
+        if (r < 0) {
+                log_ctx_t ctx = { .message_id = MID_BOUNCE_FAILED };
+                log_ctx(LOG_WARNING, &ctx, "%s", err ? err : "bounce mailbox: cannot read it");
+        } else if (st.looked > 0)
+                log_msg(LOG_INFO, "bounce mailbox: %u new message%s, %u delivery report%s, %u newly unreachable",
+                        st.looked, st.looked == 1 ? "" : "s", st.reports, st.reports == 1 ? "" : "s", st.unreachable);
+        free(err);
+}
+
 /* One scan, then deliver everything due (respecting the rate limit), then return. A
  * SIGTERM, SIGINT or SIGHUP stops it as it stops the daemon: what was sent is recorded. */
 static int run_once(daemon_t *d)
@@ -392,6 +418,7 @@ static int run_once(daemon_t *d)
         if (r < 0)
                 return EX_OSERR;
         d->scan_now = clock_now();
+        look_for_bounces(d, d->scan_now);
         r = scan_run(d->db, d->cfg, d->scan_now, &d->stats);
         if (r == -EBUSY)
                 return EX_TEMPFAIL;

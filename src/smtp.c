@@ -451,7 +451,7 @@ static int read_secret(int fd, char **ret)
         return *ret ? 0 : -ENOMEM;
 }
 
-int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err)
+int smtp_load_secret(const char *file, const char *credential, char **ret, char **ret_err)
 {
         const char *creds = getenv("CREDENTIALS_DIRECTORY");
         char path[4096];
@@ -459,23 +459,23 @@ int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err)
         int fd, r;
 
         *ret = NULL;
-        if (cfg->password_file && *cfg->password_file)
-                snprintf(path, sizeof(path), "%s", cfg->password_file);
+        if (file && *file)
+                snprintf(path, sizeof(path), "%s", file);
         else if (creds && *creds)
-                snprintf(path, sizeof(path), "%s/smtp-password", creds);
+                snprintf(path, sizeof(path), "%s/%s", creds, credential);
         else
                 return 0;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 r = -errno;
                 /* the credential is optional: a relay without AUTH needs none */
-                if (r == -ENOENT && !(cfg->password_file && *cfg->password_file))
+                if (r == -ENOENT && !(file && *file))
                         return 0;
                 if (asprintf(ret_err, "password file %s: %s", path, strerror(-r)) < 0)
                         *ret_err = NULL;
                 return r;
         }
-        if (fstat(fd, &st) < 0 || (cfg->password_file && *cfg->password_file &&
+        if (fstat(fd, &st) < 0 || (file && *file &&
                                    (st.st_mode & (S_IRWXG | S_IRWXO)))) {
                 close(fd);
                 if (asprintf(ret_err, "password file %s has mode %04o: readable by group or "
@@ -487,6 +487,11 @@ int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err)
         r = read_secret(fd, ret);
         close(fd);
         return r;
+}
+
+int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err)
+{
+        return smtp_load_secret(cfg->password_file, "smtp-password", ret, ret_err);
 }
 
 /* ---- one test message, blocking, for `meccctl test-email` ------------------------------ */

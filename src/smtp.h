@@ -55,6 +55,9 @@ int smtp_pool_submit(smtp_pool_t *p, const char *from, const char *rcpt, const c
 /* The password from smtp.password_file (refused if group/world readable) or from
  * $CREDENTIALS_DIRECTORY/smtp-password. *ret is NULL when none is configured. */
 int smtp_load_password(const smtp_config_t *cfg, char **ret, char **ret_err);
+/* The same for any secret: file (refused if group/world readable) when set, else
+ * $CREDENTIALS_DIRECTORY/credential (optional: *ret NULL when absent). */
+int smtp_load_secret(const char *file, const char *credential, char **ret, char **ret_err);
 
 /* `meccctl test-email`: one message (whole, CRLF lines) to `to` through exactly the
  * daemon's settings, blocking. Each step of the dialogue goes to say() as a line: "* "
