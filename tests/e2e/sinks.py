@@ -216,3 +216,135 @@ class Pki:
 
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Dovecot:
+    """Debian's dovecot (IMAPS, and POP3S when dovecot-pop3d is there) run privately on
+    loopback: its own config, state and log in a temp dir, TLS from a test CA, one
+    passwd-file user whose Maildir belongs to nobody (dovecot refuses uid 0 as a mail
+    user, and its login processes refuse root). deliver() drops a message into the Maildir
+    as a delivery agent would; flags() reads what a client set."""
+
+    USER, PASSWORD = "bounces", "s3cret-bounce"
+
+    def __init__(self, pki):
+        if not shutil.which("dovecot") and not os.path.exists("/usr/sbin/dovecot"):
+            raise RuntimeError("dovecot is not installed (contrib/install-deps.sh test)")
+        self.dir = tempfile.mkdtemp(prefix="meccd-dovecot-")
+        os.chmod(self.dir, 0o755)
+        self.pki = pki
+        self.imaps_port, self.pop3s_port = free_port(), free_port()
+        self.maildir = os.path.join(self.dir, "Maildir")
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(self.maildir, sub))
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        for root, dirs, _ in os.walk(self.maildir):
+            os.chown(root, nobody.pw_uid, nobody.pw_gid)
+        self.uid, self.gid = nobody.pw_uid, nobody.pw_gid
+        with open(os.path.join(self.dir, "passwd"), "w") as f:
+            f.write("%s:{PLAIN}%s:%d:%d::%s\n" % (self.USER, self.PASSWORD, self.uid, self.gid, self.dir))
+        protocols = "imap pop3" if os.path.exists("/usr/lib/dovecot/pop3") else "imap"
+        self.pop3 = "pop3" in protocols
+        conf = """
+instance_name = meccd-test-%(port)d
+base_dir = %(d)s/run
+state_dir = %(d)s/state
+log_path = %(d)s/dovecot.log
+protocols = %(protocols)s
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <%(cert)s
+ssl_key = <%(key)s
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_login_user = dovenull
+default_internal_user = dovecot
+mail_location = maildir:%(d)s/Maildir
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = %(d)s/passwd
+}
+userdb {
+  driver = passwd-file
+  args = %(d)s/passwd
+}
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    port = %(port)d
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = 0
+  }
+  inet_listener pop3s {
+    port = %(pop3s)d
+    ssl = yes
+  }
+}
+service anvil {
+  chroot =
+}
+service stats {
+  chroot =
+}
+""" % {"d": self.dir, "cert": pki.cert, "key": pki.key, "port": self.imaps_port,
+       "pop3s": self.pop3s_port, "protocols": protocols}
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.imaps_port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("dovecot did not start: %s %s" % (
+                        self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else "",
+                        self.log()))
+                time.sleep(0.1)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "dovecot.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def deliver(self, name, data):
+        """Drop a message (bytes or str) into new/, as a delivery agent does."""
+        if isinstance(data, str):
+            data = data.encode()
+        tmp = os.path.join(self.maildir, "tmp", name)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chown(tmp, self.uid, self.gid)
+        os.rename(tmp, os.path.join(self.maildir, "new", name))
+
+    def messages(self):
+        """{name: flags} of every message in the Maildir, read or not ("S" in flags: seen)."""
+        out = {}
+        for sub in ("new", "cur"):
+            for f in os.listdir(os.path.join(self.maildir, sub)):
+                base, _, info = f.partition(":2,")
+                out[base] = info if sub == "cur" else ""
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
