@@ -373,3 +373,124 @@ int bounce_check(db_t *db, const config_t *c, const char *password, int64_t now,
         curl_easy_cleanup(s.curl);
         return r;
 }
+
+/* ---- the daemon's look, on a thread -------------------------------------------------- */
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+/* The thread may wait this long for the website's write lock: it holds no one up. */
+#define JOB_BUSY_TIMEOUT_MS 5000
+
+struct bounce_job {
+        pthread_t thread;
+        sd_event_source *source;
+        int efd;
+        atomic_bool stop;
+        config_t *cfg;          /* copies of the settings it reads */
+        char *database, *password;
+        int64_t now;
+        int r;
+        bounce_stats_t stats;
+        char *err;
+        bounce_done_fn done;
+        void *userdata;
+};
+
+static void job_free(bounce_job_t *j)
+{
+        if (!j)
+                return;
+        sd_event_source_disable_unref(j->source);
+        if (j->efd >= 0)
+                close(j->efd);
+        config_free(j->cfg);
+        free(j->database);
+        if (j->password)
+                explicit_bzero(j->password, strlen(j->password));
+        free(j->password);
+        free(j->err);
+        free(j);
+}
+
+static void *job_run(void *userdata)
+{
+        bounce_job_t *j = userdata;
+        db_t *db = NULL;
+        uint64_t one = 1;
+
+        j->r = db_open(j->database, &db, &j->err);
+        if (j->r >= 0) {
+                db_set_busy_timeout(db, JOB_BUSY_TIMEOUT_MS);
+                j->r = bounce_check(db, j->cfg, j->password, j->now, &j->stop, &j->stats, &j->err);
+        }
+        db_close(db);
+        (void) !write(j->efd, &one, sizeof(one));
+        return NULL;
+}
+
+static int job_ended(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        bounce_job_t *j = userdata;
+
+        (void) s, (void) fd, (void) revents;
+        pthread_join(j->thread, NULL);
+        j->done(j->r, &j->stats, j->err, j->userdata);
+        job_free(j);
+        return 0;
+}
+
+int bounce_job_start(struct sd_event *e, const config_t *c, const char *password, int64_t now,
+                     bounce_done_fn done, void *userdata, bounce_job_t **ret)
+{
+        bounce_job_t *j = calloc(1, sizeof(*j));
+        int r = -ENOMEM;
+
+        if (!j)
+                return -ENOMEM;
+        j->efd = -1;
+        j->cfg = calloc(1, sizeof(*j->cfg));
+        if (!j->cfg)
+                goto fail;
+        j->cfg->smtp.give_up_after = c->smtp.give_up_after;
+        j->cfg->bounces.interval = c->bounces.interval;
+        j->cfg->bounces.url = strdup(c->bounces.url ? c->bounces.url : "");
+        j->cfg->bounces.username = strdup(c->bounces.username ? c->bounces.username : "");
+        j->cfg->bounces.ca_file = strdup(c->bounces.ca_file ? c->bounces.ca_file : "");
+        j->database = strdup(c->database);
+        j->password = password ? strdup(password) : NULL;
+        if (!j->cfg->bounces.url || !j->cfg->bounces.username || !j->cfg->bounces.ca_file || !j->database ||
+            (password && !j->password))
+                goto fail;
+        j->now = now;
+        j->done = done;
+        j->userdata = userdata;
+        atomic_init(&j->stop, false);
+        j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (j->efd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_io(e, &j->source, j->efd, EPOLLIN, job_ended, j);
+        if (r < 0)
+                goto fail;
+        r = -pthread_create(&j->thread, NULL, job_run, j);
+        if (r < 0)
+                goto fail;
+        *ret = j;
+        return 0;
+fail:
+        job_free(j);
+        return r;
+}
+
+void bounce_job_cancel(bounce_job_t *j)
+{
+        if (!j)
+                return;
+        atomic_store(&j->stop, true);
+        pthread_join(j->thread, NULL);
+        job_free(j);
+}

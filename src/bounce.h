@@ -22,3 +22,19 @@ typedef struct {
  * registration it marks, naming no one. */
 int bounce_check(db_t *db, const config_t *c, const char *password, int64_t now,
                  const atomic_bool *stop, bounce_stats_t *stats, char **ret_err);
+
+/* The daemon's look, on a thread of its own with its own connection to the database (busy
+ * timeout of its own): a slow mail server, a long TLS handshake or the website's write lock
+ * then hold that thread, never the event loop (the watchdog, signals, SMTP). A thread, not
+ * libcurl multi: IMAP is a conversation of dependent requests with database work between
+ * them, which is simple when written straight down and blocking. The thread touches only
+ * its own copies of the settings, so a reload may free the config under way. When it ends,
+ * done() runs on the event loop and the job is gone. */
+typedef struct bounce_job bounce_job_t;
+typedef void (*bounce_done_fn)(int r, const bounce_stats_t *stats, const char *err, void *userdata);
+struct sd_event;
+int bounce_job_start(struct sd_event *e, const config_t *c, const char *password, int64_t now,
+                     bounce_done_fn done, void *userdata, bounce_job_t **ret);
+/* Ask the job to stop (its transfer is abandoned within a second) and wait for it; done()
+ * is not called. NULL is fine. */
+void bounce_job_cancel(bounce_job_t *j);

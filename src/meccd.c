@@ -65,6 +65,8 @@ typedef struct {
         scan_step_t cursor;     /* where it is */
         scan_stats_t stats;     /* what it did so far */
         bool stopping;
+        sd_event_source *bounce_timer; /* the next look at the bounce mailbox */
+        bounce_job_t *bounce_job;       /* the look under way, on its thread */
 } daemon_t;
 
 static void usage(FILE *f)
@@ -144,6 +146,7 @@ static void mark_scanned(daemon_t *d, int64_t now)
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static int on_bounce_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* The next scan, delay from now: the timer is made once, then re-armed. */
 static int arm_scan(daemon_t *d, usec_t delay)
@@ -364,6 +367,10 @@ static int run_loop(daemon_t *d)
         if (r < 0)
                 goto fail;
         (void) deliver_wanted(d); /* what was asked before the start: the first scan sends it */
+        r = sd_event_add_time_relative(d->event, &d->bounce_timer, CLOCK_MONOTONIC, 0,
+                                       TIMER_ACCURACY_USEC, on_bounce_timer, d);
+        if (r < 0)
+                goto fail;
         r = sd_event_add_time_relative(d->event, &d->watch, CLOCK_MONOTONIC, WATCH_USEC,
                                        TIMER_ACCURACY_USEC, on_watch, d);
         if (r < 0)
@@ -383,6 +390,36 @@ fail:
         return EX_OSERR;
 }
 
+/* What a look at the bounce mailbox found, or why it could not look. */
+static void log_bounces(int r, const bounce_stats_t *st, const char *err)
+{
+        if (r < 0) {
+                log_ctx_t ctx = { .message_id = MID_BOUNCE_FAILED };
+                log_ctx(LOG_WARNING, &ctx, "%s", err ? err : "bounce mailbox: cannot read it");
+        } else if (st->looked > 0)
+                log_msg(LOG_INFO, "bounce mailbox: %u new message%s, %u delivery report%s, %u newly unreachable",
+                        st->looked, st->looked == 1 ? "" : "s", st->reports, st->reports == 1 ? "" : "s",
+                        st->unreachable);
+}
+
+static int bounce_password(daemon_t *d, char **ret)
+{
+        char *err = NULL;
+        int r = smtp_load_secret(d->cfg->bounces.password_file, "bounce-password", ret, &err);
+
+        if (r < 0)
+                log_bounces(r, NULL, err ? err : "bounce mailbox: cannot read the password");
+        free(err);
+        return r;
+}
+
+static void forget_password(char *pw)
+{
+        if (pw)
+                explicit_bzero(pw, strlen(pw));
+        free(pw);
+}
+
 /* One look at the bounce mailbox, blocking (a one-shot run has no loop to keep turning):
  * a mailbox that cannot be read is logged and the scan goes on. */
 static void look_for_bounces(daemon_t *d, int64_t now)
@@ -391,21 +428,43 @@ static void look_for_bounces(daemon_t *d, int64_t now)
         char *pw = NULL, *err = NULL;
         int r;
 
-        if (!d->cfg->bounces.url || !*d->cfg->bounces.url)
+        if (!d->cfg->bounces.url || !*d->cfg->bounces.url || bounce_password(d, &pw) < 0)
                 return;
-        r = smtp_load_secret(d->cfg->bounces.password_file, "bounce-password", &pw, &err);
-        if (r >= 0)
-                r = bounce_check(d->db, d->cfg, pw, now, NULL, &st, &err);
-        if (pw)
-                explicit_bzero(pw, strlen(pw));
-        free(pw);
-        if (r < 0) {
-                log_ctx_t ctx = { .message_id = MID_BOUNCE_FAILED };
-                log_ctx(LOG_WARNING, &ctx, "%s", err ? err : "bounce mailbox: cannot read it");
-        } else if (st.looked > 0)
-                log_msg(LOG_INFO, "bounce mailbox: %u new message%s, %u delivery report%s, %u newly unreachable",
-                        st.looked, st.looked == 1 ? "" : "s", st.reports, st.reports == 1 ? "" : "s", st.unreachable);
+        r = bounce_check(d->db, d->cfg, pw, now, NULL, &st, &err);
+        forget_password(pw);
+        log_bounces(r, &st, err);
         free(err);
+}
+
+static void on_bounces_done(int r, const bounce_stats_t *st, const char *err, void *userdata)
+{
+        daemon_t *d = userdata;
+
+        d->bounce_job = NULL;
+        log_bounces(r, st, err);
+}
+
+/* The daemon's look, every bounces.interval, on a thread (bounce.h says why); a look
+ * still under way when the next falls due is not doubled. The timer runs even with no
+ * mailbox configured, so that a reload can turn the looks on. */
+static int on_bounce_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        daemon_t *d = userdata;
+        char *pw = NULL;
+        int r;
+
+        (void) usec;
+        if (!d->stopping && !d->bounce_job && d->cfg->bounces.url && *d->cfg->bounces.url &&
+            bounce_password(d, &pw) >= 0) {
+                r = bounce_job_start(d->event, d->cfg, pw, clock_now(), on_bounces_done, d, &d->bounce_job);
+                if (r < 0)
+                        log_msg(LOG_ERR, "bounce mailbox: cannot start a look: %s", strerror(-r));
+                forget_password(pw);
+        }
+        r = sd_event_source_set_time_relative(s, (usec_t) d->cfg->bounces.interval * USEC_PER_SEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return r;
 }
 
 /* One scan, then deliver everything due (respecting the rate limit), then return. A
@@ -654,6 +713,8 @@ static int setup_delivery(daemon_t *d)
 
 static void daemon_done(daemon_t *d)
 {
+        bounce_job_cancel(d->bounce_job);
+        sd_event_source_disable_unref(d->bounce_timer);
         deliver_free(d->deliver);
         sd_event_source_unref(d->timer);
         sd_event_source_unref(d->grace);

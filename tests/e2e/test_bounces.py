@@ -260,3 +260,69 @@ def test_mailbox_refusals(env):
     finally:
         dovecot.stop()
         pki.close()
+
+
+def test_daemon_looks_every_interval_without_blocking(env):
+    """The daemon looks on a thread: a mailbox server that accepts and never answers does
+    not stop the watchdog pings or the stop; a real one is read every interval."""
+    import datetime
+    import signal
+    import socket
+    import subprocess
+    import time
+    from test_daemon import Notify, local, start_daemon, wait_until
+
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(5)
+    env.settings["scan_interval"] = 1
+    env.write_conf('bounces {\n  url = "imaps://127.0.0.1:%d/INBOX"\n  username = "bounces"\n'
+                   '  interval = 1\n}\n' % hang.getsockname()[1])
+    soon = datetime.datetime.now() + datetime.timedelta(days=30)
+    sid = env.add_session("S", local(soon), local(soon + datetime.timedelta(hours=1)), 5, None)
+    env.register(sid, "Ann", "ann@exmaple.org", None)
+    notify = Notify(os.path.join(env.dir, "notify"))
+    errlog = os.path.join(env.dir, "stderr")
+    proc = start_daemon(env, notify, errlog, WATCHDOG_USEC="1000000")
+    pki = dovecot = None
+    try:
+        notify.wait_for("READY=1", proc)
+        t0 = time.monotonic()
+        pings = 0
+        while time.monotonic() - t0 < 3:
+            lines = notify.read(0.5)
+            pings += bool(lines and "WATCHDOG=1" in lines)
+        assert pings >= 4, "the event loop stalled: %d pings in 3 s\n%s" % (pings, open(errlog).read())
+        assert wait_until(lambda: env.kinds("ann@exmaple.org") == ["confirmation"]), open(errlog).read()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0 and time.monotonic() - t0 < 5, open(errlog).read()
+
+        # a real mailbox, read by the daemon within its interval
+        pki = Pki()
+        dovecot = Dovecot(pki)
+        (mid,) = mids(env).values()
+        use_mailbox(env, dovecot, pki, "imaps://127.0.0.1:%d/INBOX" % dovecot.imaps_port)
+        with open(env.conf) as f:
+            conf = f.read().replace("bounces {\n", "bounces {\n  interval = 1\n")
+        with open(env.conf, "w") as f:
+            f.write(conf)
+        proc = start_daemon(env, notify, errlog)
+        notify.wait_for("READY=1", proc)
+        dovecot.deliver("1.postfix", postfix("ann@exmaple.org", mid))
+        assert wait_until(lambda: unreachable(env)), open(errlog).read()
+        assert wait_until(lambda: dovecot.messages() == {"1.postfix": "S"}), dovecot.messages()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        log = open(errlog).read()
+        assert "exmaple" not in log and "Ann" not in log, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        hang.close()
+        notify.close()
+        if dovecot:
+            dovecot.stop()
+        if pki:
+            pki.close()
