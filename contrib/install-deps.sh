@@ -5,7 +5,7 @@ set -eu
 build="gcc make pkg-config libcurl4-openssl-dev libconfuse-dev libsqlite3-dev libsystemd-dev"
 run="python3-aiosmtpd sqlite3 ca-certificates"
 test="$run libcmocka-dev valgrind postfix python3-icalendar openssl clang libclang-rt-14-dev groff-base man-db systemd spamassassin debootstrap dovecot-imapd dovecot-pop3d"
-bench="$test hyperfine msmtp time"
+bench="$test hyperfine msmtp time strace"
 # make deb: Debian's packaging tools and lintian, beside the build dependencies
 deb="dpkg-dev debhelper lintian"
 case "${1:-build}" in

@@ -5,6 +5,10 @@
  * per statement, most expensive first, to the file named by SQLPROF_OUT (else stderr):
  *   total_ms<TAB>steps<TAB>sql
  * Time spent in sqlite3_close (the final WAL checkpoint) is reported as "(close)".
+ * Every connection a process opens on a file gets a commit hook: the line
+ *   0<TAB>N<TAB>(commits)
+ * counts the write transactions committed (explicit COMMITs and autocommitted statements
+ * alike; read-only transactions are not counted).
  */
 #include <dlfcn.h>
 #include <sqlite3.h>
@@ -20,6 +24,7 @@ static struct {
         unsigned long long ns, n;
 } stats[MAX_STMTS];
 static size_t n_stats;
+static unsigned long long n_commits;
 
 static unsigned long long now_ns(void)
 {
@@ -78,6 +83,45 @@ int sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, c
         return rc;
 }
 
+static int on_commit(void *unused)
+{
+        (void) unused;
+        n_commits++;
+        return 0; /* let it commit */
+}
+
+static void hook(sqlite3 *db, const char *path)
+{
+        if (db && path && *path && strcmp(path, ":memory:") != 0)
+                sqlite3_commit_hook(db, on_commit, NULL);
+}
+
+int sqlite3_open_v2(const char *path, sqlite3 **db, int flags, const char *vfs)
+{
+        static int (*fn)(const char *, sqlite3 **, int, const char *);
+        int rc;
+
+        if (!fn)
+                fn = (typeof(fn)) real("sqlite3_open_v2");
+        rc = fn(path, db, flags, vfs);
+        if (rc == SQLITE_OK)
+                hook(*db, path);
+        return rc;
+}
+
+int sqlite3_open(const char *path, sqlite3 **db)
+{
+        static int (*fn)(const char *, sqlite3 **);
+        int rc;
+
+        if (!fn)
+                fn = (typeof(fn)) real("sqlite3_open");
+        rc = fn(path, db);
+        if (rc == SQLITE_OK)
+                hook(*db, path);
+        return rc;
+}
+
 int sqlite3_close(sqlite3 *db)
 {
         static int (*fn)(sqlite3 *);
@@ -108,6 +152,7 @@ __attribute__((destructor)) static void report(void)
         qsort(stats, n_stats, sizeof(stats[0]), by_time);
         for (size_t i = 0; i < n_stats; i++)
                 fprintf(f, "%.3f\t%llu\t%s\n", stats[i].ns / 1e6, stats[i].n, stats[i].sql);
+        fprintf(f, "0\t%llu\t(commits)\n", n_commits);
         if (f != stderr)
                 fclose(f);
 }
