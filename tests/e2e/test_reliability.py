@@ -359,3 +359,36 @@ def test_quoted_local_parts_booked_are_mailed(env):
     got = sorted(r for m in env.smtp.messages for r in m["to"])
     # (the capture unquotes a local part that needs no quotes: john..doe)
     assert len(got) == 3 and odd[0] in got and odd[1] in got, got
+
+
+# ---- secrets ----------------------------------------------------------------------------------
+
+@with_env(scan_interval=60)
+def test_the_daemon_cannot_dump_core(env):
+    """A watchdog abort must not leave the SMTP password in a core file: meccd makes itself
+    non-dumpable, which the kernel shows by giving its /proc files to root even when it
+    runs as another user."""
+    env.ctl("init")
+    os.chmod(env.conf, 0o644)
+    for name in os.listdir(env.dir):
+        if name.startswith("meccd.db"):
+            os.chown(os.path.join(env.dir, name), 65534, 65534)
+    os.chown(env.dir, 65534, 65534)
+    p = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                          os.path.join(BUILD, "meccd"), "-c", env.conf],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, MECCD_LOG="stderr"))
+    try:
+        def running_as_nobody():
+            try:
+                with open("/proc/%d/status" % p.pid) as f:
+                    return any(l.startswith("Uid:") and l.split()[1] == "65534" for l in f)
+            except OSError:
+                return False
+        assert wait_until(running_as_nobody), "meccd did not run as nobody"
+        time.sleep(0.2)
+        assert p.poll() is None, p.stderr.read()
+        assert os.stat("/proc/%d/status" % p.pid).st_uid == 0, "meccd is dumpable"
+    finally:
+        assert stop(p) == 0
+        p.stderr.close()
