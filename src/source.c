@@ -149,12 +149,18 @@ static int apply(fetch_t *f, const char *data, size_t size)
                 return r;
         }
         if (r != 0) {
-                char msg[600];
+                const char *w = why ? why : r < 0 ? strerror(-r) : "cannot be applied";
+                char msg[600], *tail;
 
-                /* why names the place (line) and the reason, and quotes no booking */
-                snprintf(msg, sizeof(msg), "%s", why ? why + (strncmp(why, where, strlen(where)) ? 0 :
-                                                            strlen(where) + (why[strlen(where)] == ':')) :
-                                                 r < 0 ? strerror(-r) : "cannot be applied");
+                /* why is "source NAME:LINE: reason; nothing was imported", and quotes no
+                 * booking: kept as "line LINE: reason", the source's name is said once */
+                if (!strncmp(w, where, strlen(where)) && w[strlen(where)] == ':')
+                        snprintf(msg, sizeof(msg), "line %s", w + strlen(where) + 1);
+                else
+                        snprintf(msg, sizeof(msg), "%s", w);
+                tail = strstr(msg, "; nothing was imported");
+                if (tail)
+                        *tail = '\0';
                 record_failure(f, msg);
                 free(why);
                 return 0;
