@@ -582,6 +582,11 @@ static int check_config(daemon_t *d)
 
         r = smtp_load_password(&d->cfg->smtp, &pw, &err);
         free(pw);
+        for (size_t i = 0; r >= 0 && i < d->cfg->n_sources; i++) {
+                pw = NULL;
+                r = source_load_password(&d->cfg->sources[i], &pw, &err);
+                free(pw);
+        }
         if (r < 0) {
                 fprintf(stderr, "meccd: %s\n", err ? err : "cannot read the SMTP password");
                 free(err);

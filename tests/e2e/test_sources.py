@@ -201,6 +201,17 @@ def test_source_config_is_checked(env):
         p = env.run("meccd", "--check-config", check=False, env=LOG)
         assert p.returncode == 78 and what in p.stderr, (bad, p.returncode, p.stderr)
         assert "meccd.conf:" in p.stderr, p.stderr
+    # the password never in the config: a file others can read is refused
+    pw = os.path.join(env.dir, "hub-password")
+    with open(pw, "w") as f:
+        f.write("secret\n")
+    os.chmod(pw, 0o644)
+    env.write_conf('source "hub" {\n  url = "https://hub.example.org/x.csv"\n  username = "mecc"\n'
+                   '  password_file = "%s"\n}\n' % pw)
+    p = env.run("meccd", "--check-config", check=False, env=LOG)
+    assert p.returncode == 78 and "mode 0644" in p.stderr and "secret" not in p.stderr, p.stderr
+    os.chmod(pw, 0o600)
+    assert env.run("meccd", "--check-config", check=False, env=LOG).returncode == 0
 
 
 def test_daemon_fetches_every_interval(env):
