@@ -253,6 +253,25 @@ static int valid_nonempty(cfg_t *cfg, cfg_opt_t *opt)
         return 0;
 }
 
+/* A hub's export: what libcurl fetches for meccd, with no password in it (SOURCES). */
+static int valid_source_url(cfg_t *cfg, cfg_opt_t *opt)
+{
+        static const char *const schemes[] = { "https://", "http://", "sftp://", "file://" };
+        const char *v = cfg_opt_getnstr(opt, 0), *host, *end;
+        bool ok = false;
+
+        for (size_t i = 0; v && i < sizeof(schemes) / sizeof(schemes[0]); i++)
+                ok = ok || (strncmp(v, schemes[i], strlen(schemes[i])) == 0 && strlen(v) > strlen(schemes[i]));
+        if (!ok || strpbrk(v, " \t\r\n"))
+                BAD(cfg, opt, "\"%s\" must be an https://, http://, sftp:// or file:// URL", v ? v : "");
+        host = strstr(v, "://") + 3;
+        end = host + strcspn(host, "/");
+        if (memchr(host, '@', (size_t) (end - host)))
+                BAD(cfg, opt, "must not hold a user or password: set username, and the password in "
+                              "password_file or the credential source-%s-password", cfg_title(cfg));
+        return 0;
+}
+
 static cfg_opt_t reminder_opts[] = {
         CFG_STR_LIST("elearning", "{\"10d\", \"3d\"}", CFGF_NONE),
         CFG_STR("joining_link", "2d", CFGF_NONE),
@@ -312,6 +331,28 @@ static cfg_opt_t course_opts[] = {
         CFG_END()
 };
 
+static cfg_opt_t source_column_opts[] = {
+        CFG_STR("ref", "ref", CFGF_NONE),
+        CFG_STR("session", "session", CFGF_NONE),
+        CFG_STR("name", "name", CFGF_NONE),
+        CFG_STR("email", "email", CFGF_NONE),
+        CFG_STR("status", "status", CFGF_NONE),
+        CFG_STR("registered_at", "registered_at", CFGF_NONE),
+        CFG_STR("organisation", "organisation", CFGF_NONE),
+        CFG_END()
+};
+
+static cfg_opt_t source_opts[] = {
+        CFG_STR("url", NULL, CFGF_NODEFAULT),
+        CFG_STR("username", "", CFGF_NONE),
+        CFG_STR("password_file", "", CFGF_NONE),
+        CFG_STR("ca_file", "", CFGF_NONE),
+        CFG_INT("interval", 600, CFGF_NONE),
+        CFG_SEC("columns", source_column_opts, CFGF_NONE),
+        CFG_STR_LIST("cancelled", "{\"cancelled\"}", CFGF_NONE),
+        CFG_END()
+};
+
 static cfg_opt_t opts[] = {
         CFG_STR("timezone", "Europe/London", CFGF_NONE),
         CFG_STR("database", LOCALSTATEDIR "/lib/meccd/meccd.db", CFGF_NONE),
@@ -332,6 +373,7 @@ static cfg_opt_t opts[] = {
         CFG_BOOL("attendance_required", cfg_false, CFGF_NONE),
         CFG_STR("attendance_min", "", CFGF_NONE),
         CFG_SEC("course", course_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+        CFG_SEC("source", source_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
         CFG_END()
 };
 
@@ -384,6 +426,16 @@ static void set_validators(cfg_t *cfg)
                 { "course|reminders|elearning", valid_duration },
                 { "course|reminders|joining_link", valid_duration },
                 { "course|reminders|follow_up", valid_optional_duration },
+                { "source|url", valid_source_url },
+                { "source|ca_file", valid_ca_file },
+                { "source|interval", valid_positive },
+                { "source|columns|ref", valid_nonempty },
+                { "source|columns|session", valid_nonempty },
+                { "source|columns|name", valid_nonempty },
+                { "source|columns|email", valid_nonempty },
+                { "source|columns|status", valid_nonempty },
+                { "source|columns|registered_at", valid_nonempty },
+                { "source|columns|organisation", valid_nonempty },
         };
         for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
                 cfg_set_validate_func(cfg, v[i].name, v[i].fn);
@@ -568,6 +620,69 @@ static int convert_courses(cfg_t *cfg, config_t *c)
         return 0;
 }
 
+/* ---- sources (SOURCES) ------------------------------------------------------------------ */
+
+static int convert_source(cfg_t *sec, source_config_t *s)
+{
+        cfg_t *col = cfg_getsec(sec, "columns");
+
+        s->name = STR(cfg_title(sec));
+        s->url = STR(cfg_getstr(sec, "url"));
+        s->username = STR(cfg_getstr(sec, "username"));
+        s->password_file = STR(cfg_getstr(sec, "password_file"));
+        s->ca_file = STR(cfg_getstr(sec, "ca_file"));
+        s->interval = cfg_getint(sec, "interval");
+        s->col_ref = STR(cfg_getstr(col, "ref"));
+        s->col_session = STR(cfg_getstr(col, "session"));
+        s->col_name = STR(cfg_getstr(col, "name"));
+        s->col_email = STR(cfg_getstr(col, "email"));
+        s->col_status = STR(cfg_getstr(col, "status"));
+        s->col_registered_at = STR(cfg_getstr(col, "registered_at"));
+        s->col_organisation = STR(cfg_getstr(col, "organisation"));
+        s->n_cancelled = cfg_size(sec, "cancelled");
+        s->cancelled = calloc(s->n_cancelled + 1, sizeof(char *));
+        if (!s->name || !s->url || !s->cancelled)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_cancelled; i++)
+                s->cancelled[i] = STR(cfg_getnstr(sec, "cancelled", i));
+        return 0;
+}
+
+static int convert_sources(cfg_t *cfg, config_t *c)
+{
+        size_t n = cfg_size(cfg, "source");
+
+        c->sources = calloc(n + 1, sizeof(source_config_t));
+        if (!c->sources)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int r = convert_source(cfg_getnsec(cfg, "source", i), &c->sources[c->n_sources++]);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void source_free(source_config_t *s)
+{
+        free(s->name);
+        free(s->url);
+        free(s->username);
+        free(s->password_file);
+        free(s->ca_file);
+        free(s->col_ref);
+        free(s->col_session);
+        free(s->col_name);
+        free(s->col_email);
+        free(s->col_status);
+        free(s->col_registered_at);
+        free(s->col_organisation);
+        for (size_t i = 0; s->cancelled && i < s->n_cancelled; i++)
+                free(s->cancelled[i]);
+        free(s->cancelled);
+}
+
 const config_t *config_settings(const config_t *c, const char *course)
 {
         if (!course || !*course)
@@ -704,6 +819,18 @@ int config_parse(const char *path, config_t **ret, char **ret_err)
                         *ret_err = NULL;
                 goto out;
         }
+        /* a source is its URL: there is no default to fetch */
+        for (unsigned i = 0; i < cfg_size(cfg, "source"); i++) {
+                cfg_t *sec = cfg_getnsec(cfg, "source", i);
+
+                if (cfg_size(sec, "url") == 0) {
+                        r = -EINVAL;
+                        if (asprintf(ret_err, "%s:%d: source \"%s\": option url must be set", path,
+                                     sec->line, cfg_title(sec)) < 0)
+                                *ret_err = NULL;
+                        goto out;
+                }
+        }
         /* validators only see what the file sets: the default zone must exist too */
         if (!clock_zone_exists(cfg_getstr(cfg, "timezone"))) {
                 r = -EINVAL;
@@ -721,6 +848,8 @@ int config_parse(const char *path, config_t **ret, char **ret_err)
         r = convert(cfg, c);
         if (r >= 0)
                 r = convert_courses(cfg, c);
+        if (r >= 0)
+                r = convert_sources(cfg, c);
         if (r < 0) {
                 if (asprintf(ret_err, "%s: invalid configuration", path) < 0)
                         *ret_err = NULL;
@@ -799,6 +928,9 @@ config_t *config_free(config_t *c)
         for (size_t i = 0; c->courses && i < c->n_courses; i++)
                 config_free(c->courses[i]);
         free(c->courses);
+        for (size_t i = 0; c->sources && i < c->n_sources; i++)
+                source_free(&c->sources[i]);
+        free(c->sources);
         free(c);
         return NULL;
 }

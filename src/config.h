@@ -33,6 +33,22 @@ typedef struct {
         char *ca_file;
 } bounce_config_t;
 
+/* A hub that exports bookings (meccd.conf(5), SOURCES): fetched by meccd every interval. */
+typedef struct {
+        char *name;             /* the section's title */
+        char *url;              /* https://, http://, sftp:// or file:// */
+        char *username;
+        char *password_file;    /* else the credential source-NAME-password, if any */
+        char *ca_file;
+        long interval;          /* seconds */
+        /* the export's header for each column: ref, session (the session's ref), name,
+         * email, status, registered_at, organisation */
+        char *col_ref, *col_session, *col_name, *col_email, *col_status, *col_registered_at,
+             *col_organisation;
+        char **cancelled;       /* status values that cancel */
+        size_t n_cancelled;
+} source_config_t;
+
 typedef struct config {
         char *path;
         char *timezone;
@@ -67,6 +83,8 @@ typedef struct config {
         char *course_title;             /* the default title of its sessions, or NULL */
         struct config **courses;        /* global only */
         size_t n_courses;
+        source_config_t *sources;       /* global only */
+        size_t n_sources;
 } config_t;
 
 /* Parse and validate path, changing nothing in the process: a file that is refused, or

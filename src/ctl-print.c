@@ -371,6 +371,45 @@ static void print_verdict(const ctl_t *x, const health_t *h)
 }
 
 
+static int print_source_json(const source_row_t *s, void *userdata)
+{
+        ctl_t *x = userdata;
+
+        if (x->n_items++)
+                putchar(',');
+        fputs("{\"name\":", stdout);
+        json_str(s->name);
+        fputs(",\"url\":", stdout);
+        json_str(s->url);
+        fputs(",\"last_attempt_at\":", stdout);
+        json_time(s->last_attempt_at);
+        fputs(",\"last_good_at\":", stdout);
+        json_time(s->last_good_at);
+        printf(",\"applied\":%ld,\"skipped\":%ld,\"last_error\":", s->applied, s->skipped);
+        json_str(s->last_error);
+        putchar('}');
+        return 0;
+}
+
+/* "source hub:        last good fetch 2026-..; 12 rows applied, 1 skipped" */
+static int print_source_text(const source_row_t *s, void *userdata)
+{
+        char a[64], label[64];
+
+        (void) userdata;
+        snprintf(label, sizeof(label), "source %s:", s->name);
+        printf("%-19s", label);
+        if (s->last_good_at)
+                printf("last good fetch %s; %ld row%s applied, %ld skipped%s\n",
+                       local_time(s->last_good_at, a, sizeof(a)), s->applied, plural(s->applied, "s"),
+                       s->skipped, s->skipped ? " (see the journal for their lines)" : "");
+        else
+                printf("no good fetch yet\n");
+        if (s->last_error)
+                printf("%-19s%s (at %s)\n", "", s->last_error, local_time(s->last_attempt_at, a, sizeof(a)));
+        return 0;
+}
+
 void print_status(ctl_t *x, const health_t *h)
 {
         char a[64];
@@ -392,7 +431,15 @@ void print_status(ctl_t *x, const health_t *h)
                        h->stuck, h->held_sessions, h->invalid);
                 fputs(",\"database_problem\":", stdout);
                 json_str(h->db_problem[0] ? h->db_problem : NULL);
-                putchar('}');
+                fputs(",\"sources\":[", stdout);
+                {
+                        size_t n = x->n_items;
+
+                        x->n_items = 0;
+                        (void) report_sources(x->db, x->cfg, print_source_json, x);
+                        x->n_items = n;
+                }
+                fputs("]}", stdout);
                 json_end(x);
                 return;
         }
@@ -413,4 +460,5 @@ void print_status(ctl_t *x, const health_t *h)
         if (h->invalid)
                 printf("invalid:           %ld registration%s refused (%s)\n", h->invalid,
                        plural(h->invalid, "s"), h->invalid_reasons);
+        (void) report_sources(x->db, x->cfg, print_source_text, NULL);
 }

@@ -28,6 +28,7 @@
 #include "runas.h"
 #include "scan.h"
 #include "smtp.h"
+#include "source.h"
 
 /* The stop's wait for emails in flight: well inside the unit's TimeoutStopSec=20s, so
  * that meccd ends the stop, not systemd's SIGKILL. */
@@ -54,6 +55,7 @@ typedef struct {
         templates_t *tpl;
         db_t *db;
         deliver_t *deliver;
+        sources_t *sources;     /* the hubs' exports, fetched in the loop */
         sd_event *event;
         sd_event_source *timer, *grace;
         sd_event_source *more;  /* the rest of a scan too long for one turn of the loop */
@@ -271,6 +273,34 @@ static int on_watch(sd_event_source *s, uint64_t usec, void *userdata)
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
+/* Each hub's export now, then every interval (SOURCES): a failure is logged and retried. */
+static void start_sources(daemon_t *d)
+{
+        if (!d->cfg->n_sources)
+                return;
+        d->sources = sources_new(d->db, d->cfg, d->event);
+        if (!d->sources || sources_start(d->sources) < 0)
+                log_msg(LOG_ERR, "cannot start fetching the sources: %s", strerror(ENOMEM));
+}
+
+/* --once: each export fetched and applied before the scan; the loop turns until all
+ * fetches ended (a stop ends it too). */
+static void fetch_sources_once(daemon_t *d)
+{
+        int state;
+
+        if (!d->cfg->n_sources)
+                return;
+        d->sources = sources_new(d->db, d->cfg, d->event);
+        if (!d->sources || sources_fetch_all(d->sources) < 0) {
+                log_msg(LOG_ERR, "cannot fetch the sources: %s", strerror(ENOMEM));
+                return;
+        }
+        while (sources_busy(d->sources) && (state = sd_event_get_state(d->event)) != SD_EVENT_FINISHED &&
+               state >= 0 && sd_event_run(d->event, UINT64_MAX) >= 0)
+                ;
+}
+
 static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         daemon_t *d = userdata;
@@ -292,10 +322,12 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         free(cfg->database);
         cfg->database = strdup(d->cfg->database);
         deliver_reconfigure(d->deliver, cfg, tpl);
+        d->sources = sources_free(d->sources); /* a fetch in flight changes nothing */
         templates_free(d->tpl);
         config_free(d->cfg);
         d->tpl = tpl;
         d->cfg = cfg;
+        start_sources(d);
         log_ctx(LOG_INFO, &ctx, "configuration reloaded from %s", d->config_path);
         (void) arm_scan(d, 0); /* scan now with the new rules */
         notify_status(d, "READY=1\n");
@@ -324,6 +356,7 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
         (void) sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         log_ctx(LOG_INFO, &ctx, "stopping on signal %u", si->ssi_signo);
         deliver_stop(d->deliver);
+        d->sources = sources_free(d->sources);
         if (d->timer)
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
         if (d->watch)
@@ -378,6 +411,7 @@ static int run_loop(daemon_t *d)
         r = sd_event_set_watchdog(d->event, true);
         if (r < 0)
                 goto fail;
+        start_sources(d);
         log_ctx(LOG_INFO, &ctx, "meccd %s started: database %s, scan every %lds", VERSION,
                 d->cfg->database, d->cfg->scan_interval);
         notify_status(d, "READY=1\n");
@@ -476,6 +510,9 @@ static int run_once(daemon_t *d)
         r = add_signals(d);
         if (r < 0)
                 return EX_OSERR;
+        fetch_sources_once(d);
+        if (sd_event_get_state(d->event) == SD_EVENT_FINISHED)
+                return EX_OK; /* stopped while fetching: nothing else starts */
         d->scan_now = clock_now();
         look_for_bounces(d, d->scan_now);
         r = scan_run(d->db, d->cfg, d->scan_now, &d->stats);
@@ -594,6 +631,10 @@ static int check_access(void *userdata, char **err)
                 closedir(dir);
         check_readable(err, "smtp.ca_file", d->cfg->smtp.ca_file);
         check_readable(err, "smtp.password_file", d->cfg->smtp.password_file);
+        for (size_t i = 0; i < d->cfg->n_sources; i++) {
+                check_readable(err, "source.ca_file", d->cfg->sources[i].ca_file);
+                check_readable(err, "source.password_file", d->cfg->sources[i].password_file);
+        }
         if (db_check_writable(d->cfg->database, &dberr) < 0)
                 add_failure(err, "database", d->cfg->database, dberr ? dberr : "cannot write it");
         free(dberr);
@@ -627,6 +668,11 @@ static int check_config(daemon_t *d)
 
         r = smtp_load_password(&d->cfg->smtp, &pw, &err);
         free(pw);
+        for (size_t i = 0; r >= 0 && i < d->cfg->n_sources; i++) {
+                pw = NULL;
+                r = source_load_password(&d->cfg->sources[i], &pw, &err);
+                free(pw);
+        }
         if (r < 0) {
                 fprintf(stderr, "meccd: %s\n", err ? err : "cannot read the SMTP password");
                 free(err);
@@ -716,6 +762,7 @@ static void daemon_done(daemon_t *d)
         bounce_job_cancel(d->bounce_job);
         sd_event_source_disable_unref(d->bounce_timer);
         deliver_free(d->deliver);
+        sources_free(d->sources);
         sd_event_source_unref(d->timer);
         sd_event_source_unref(d->grace);
         sd_event_source_disable_unref(d->more);

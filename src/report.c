@@ -304,6 +304,37 @@ int report_held_back(db_t *db, int (*fn)(int64_t session_id, const char *problem
         return q < 0 ? q : r < 0 ? r : 0;
 }
 
+static const char SQL_SOURCE[] =
+        "SELECT ifnull(last_attempt_at, 0), ifnull(last_good_at, 0), applied, skipped, last_error"
+        " FROM sources WHERE name = ?1";
+
+int report_sources(db_t *db, const config_t *c, int (*fn)(const source_row_t *s, void *userdata),
+                   void *userdata)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_SOURCE);
+        int r = 0;
+
+        if (!st)
+                return -EIO;
+        for (size_t i = 0; i < c->n_sources && r >= 0; i++) {
+                source_row_t s = { .name = c->sources[i].name, .url = c->sources[i].url };
+
+                db_bind_text(st, 1, s.name);
+                r = db_step(st);
+                if (r == 1) {
+                        s.last_attempt_at = sqlite3_column_int64(st, 0);
+                        s.last_good_at = sqlite3_column_int64(st, 1);
+                        s.applied = (long) sqlite3_column_int64(st, 2);
+                        s.skipped = (long) sqlite3_column_int64(st, 3);
+                        s.last_error = col_text(st, 4);
+                }
+                if (r >= 0)
+                        r = fn(&s, userdata);
+                sqlite3_reset(st);
+        }
+        return r < 0 ? r : 0;
+}
+
 /* ---- the dry run -------------------------------------------------------------------------- */
 
 static const char SQL_SESSION_TIMES[] =

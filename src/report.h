@@ -72,6 +72,19 @@ int report_health(db_t *db, const config_t *c, int64_t now, health_t *ret);
 int report_held_back(db_t *db, int (*fn)(int64_t session_id, const char *problem, void *userdata),
                      void *userdata);
 
+/* What each configured hub source last gave (meccd.conf(5), SOURCES). */
+typedef struct {
+        const char *name;
+        const char *url;
+        int64_t last_attempt_at, last_good_at;  /* 0: never */
+        long applied, skipped;                  /* of the last export applied */
+        const char *last_error;                 /* the last fetch's failure, NULL if it was good */
+} source_row_t;
+
+/* Each source of the configuration, in its order, fetched or not yet. */
+int report_sources(db_t *db, const config_t *c, int (*fn)(const source_row_t *s, void *userdata),
+                   void *userdata);
+
 /* ---- the dry run ------------------------------------------------------------------------- */
 
 typedef struct {

@@ -631,7 +631,8 @@ def test_status_answers_is_it_healthy(env):
                   "unprocessed_registrations": 0, "queued": 0, "overdue": 0, "failed": 0,
                   "held_back": 0, "last_scan_at": "2026-09-01T08:05:00Z", "unreachable": 0,
                   "relay_problem": None, "relay_problem_at": None, "stuck_registrations": 0,
-                  "held_sessions": 0, "invalid_registrations": 0, "database_problem": None}, st
+                  "held_sessions": 0, "invalid_registrations": 0, "database_problem": None,
+                  "sources": []}, st
     out = text("2026-09-01 09:06")
     assert "1 (2 places left)" in out and "0 queued, 0 failed" in out
 
