@@ -12,11 +12,9 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "curlev.h"
 #include "smtp.h"
 
-/* libcurl's timer fires on time: 0 would mean sd-event's default slack of 250 ms, a
- * quarter-second stall for every libcurl timeout of "now" */
-#define CURL_TIMER_ACCURACY_USEC 1
 
 /* What a transfer uploads, handed to libcurl a piece at a time. */
 typedef struct {
@@ -44,9 +42,8 @@ typedef struct {
 
 struct smtp_pool {
         curl_socket_t sockets[MAX_SOCKETS]; /* every connection libcurl has open */
-        sd_event *event;
-        CURLM *multi;
-        sd_event_source *timer;
+        curlev_t *ev;
+        CURLM *multi;                       /* ev's */
         slot_t *slots;
         size_t n_slots;
 };
@@ -166,83 +163,20 @@ static void check_done(smtp_pool_t *p)
         }
 }
 
-static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+static void after(void *userdata)
 {
-        smtp_pool_t *p = userdata;
-        int action = 0, running;
-
-        (void) src;
-        if (revents & EPOLLIN)
-                action |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                action |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                action |= CURL_CSELECT_ERR;
-        (void) curl_multi_socket_action(p->multi, fd, action, &running);
-        check_done(p);
-        return 0;
+        check_done(userdata);
 }
 
-static int on_timer(sd_event_source *src, uint64_t usec, void *userdata)
+/* The slot's socket, known so that a stop can hang up before libcurl blocks. */
+static void on_socket(CURL *e, curl_socket_t fd, bool removed, void *userdata)
 {
-        smtp_pool_t *p = userdata;
-        int running;
-
-        (void) src;
-        (void) usec;
-        (void) curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        check_done(p);
-        return 0;
-}
-
-static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-        smtp_pool_t *p = userp;
-        sd_event_source *io = socketp;
-        uint32_t events = 0;
         slot_t *s = NULL;
 
+        (void) userdata;
         (void) curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **) &s);
         if (s)
-                s->fd = what == CURL_POLL_REMOVE ? CURL_SOCKET_BAD : fd;
-        if (what == CURL_POLL_REMOVE) {
-                if (io) {
-                        sd_event_source_disable_unref(io);
-                        curl_multi_assign(p->multi, fd, NULL);
-                }
-                return 0;
-        }
-        if (what & CURL_POLL_IN)
-                events |= EPOLLIN;
-        if (what & CURL_POLL_OUT)
-                events |= EPOLLOUT;
-        if (io) {
-                if (sd_event_source_set_io_events(io, events) < 0 ||
-                    sd_event_source_set_enabled(io, SD_EVENT_ON) < 0)
-                        return -1;
-                return 0;
-        }
-        if (sd_event_add_io(p->event, &io, fd, events, on_io, p) < 0)
-                return -1;
-        curl_multi_assign(p->multi, fd, io);
-        return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-        smtp_pool_t *p = userp;
-        usec_t usec = timeout_ms > 0 ? (usec_t) timeout_ms * USEC_PER_MSEC : 0;
-
-        (void) multi;
-        if (timeout_ms < 0)
-                return p->timer ? sd_event_source_set_enabled(p->timer, SD_EVENT_OFF) : 0;
-        if (!p->timer)
-                return sd_event_add_time_relative(p->event, &p->timer, CLOCK_MONOTONIC, usec,
-                                                  CURL_TIMER_ACCURACY_USEC, on_timer, p) < 0 ? -1 : 0;
-        if (sd_event_source_set_time_relative(p->timer, usec) < 0 ||
-            sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT) < 0)
-                return -1;
-        return 0;
+                s->fd = removed ? CURL_SOCKET_BAD : fd;
 }
 
 static curl_socket_t open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a)
@@ -321,16 +255,14 @@ int smtp_pool_new(sd_event *e, const smtp_config_t *cfg, const char *password, s
                 return -ENOMEM;
         for (size_t i = 0; i < MAX_SOCKETS; i++)
                 p->sockets[i] = CURL_SOCKET_BAD;
-        p->event = sd_event_ref(e);
         p->n_slots = cfg->connections > 0 ? (size_t) cfg->connections : 1;
         p->slots = calloc(p->n_slots, sizeof(slot_t));
-        p->multi = curl_multi_init();
-        if (!p->slots || !p->multi)
+        if (!p->slots)
                 goto fail;
-        curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-        curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-        curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-        curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+        r = curlev_new(e, &(curlev_ops_t) { after, on_socket, p }, &p->ev);
+        if (r < 0)
+                goto fail;
+        p->multi = curlev_multi(p->ev);
         curl_multi_setopt(p->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) p->n_slots);
         curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long) p->n_slots);
         for (size_t i = 0; i < p->n_slots; i++)
@@ -376,10 +308,7 @@ smtp_pool_t *smtp_pool_free(smtp_pool_t *p)
                 if (s->curl)
                         curl_easy_cleanup(s->curl);
         }
-        if (p->multi)
-                curl_multi_cleanup(p->multi);
-        sd_event_source_disable_unref(p->timer);
-        sd_event_unref(p->event);
+        curlev_free(p->ev);
         free(p->slots);
         free(p);
         return NULL;

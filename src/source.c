@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -16,7 +15,9 @@
 #include "admin.h"
 #include "buf.h"
 #include "clock.h"
+#include "curlev.h"
 #include "journal.h"
+#include "smtp.h"
 #include "source.h"
 
 /* An export of a few thousand bookings is a few hundred KiB: anything past this is not one. */
@@ -27,8 +28,6 @@
 /* A fetch whose apply met a locked database is tried again this soon. */
 #define SOURCE_BUSY_RETRY_USEC (5 * USEC_PER_SEC)
 #define SOURCE_TIMER_ACCURACY_USEC (1 * USEC_PER_SEC)
-/* libcurl's own timer fires on time (see smtp.c) */
-#define CURL_TIMER_ACCURACY_USEC 1
 /* An sftp server's host key must be known: verification is never off. */
 #define SSH_KNOWN_HOSTS "/etc/ssh/ssh_known_hosts"
 
@@ -50,8 +49,8 @@ struct sources {
         db_t *db;
         const config_t *cfg;
         sd_event *event;
-        CURLM *multi;
-        sd_event_source *curl_timer;
+        curlev_t *ev;
+        CURLM *multi;                   /* ev's */
         fetch_t *fetches;
         size_t n;
         bool periodic;          /* the daemon: fetch again every interval */
@@ -279,130 +278,18 @@ static void check_done(sources_t *s)
         }
 }
 
-static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+static void after(void *userdata)
 {
-        sources_t *s = userdata;
-        int action = 0, running;
-
-        (void) src;
-        if (revents & EPOLLIN)
-                action |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                action |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                action |= CURL_CSELECT_ERR;
-        (void) curl_multi_socket_action(s->multi, fd, action, &running);
-        check_done(s);
-        return 0;
-}
-
-static int on_curl_timer(sd_event_source *src, uint64_t usec, void *userdata)
-{
-        sources_t *s = userdata;
-        int running;
-
-        (void) src;
-        (void) usec;
-        (void) curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        check_done(s);
-        return 0;
-}
-
-static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-        sources_t *s = userp;
-        sd_event_source *io = socketp;
-        uint32_t events = 0;
-
-        (void) e;
-        if (what == CURL_POLL_REMOVE) {
-                if (io) {
-                        sd_event_source_disable_unref(io);
-                        curl_multi_assign(s->multi, fd, NULL);
-                }
-                return 0;
-        }
-        if (what & CURL_POLL_IN)
-                events |= EPOLLIN;
-        if (what & CURL_POLL_OUT)
-                events |= EPOLLOUT;
-        if (io)
-                return sd_event_source_set_io_events(io, events) < 0 ||
-                       sd_event_source_set_enabled(io, SD_EVENT_ON) < 0 ? -1 : 0;
-        if (sd_event_add_io(s->event, &io, fd, events, on_io, s) < 0)
-                return -1;
-        curl_multi_assign(s->multi, fd, io);
-        return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-        sources_t *s = userp;
-        usec_t usec = timeout_ms > 0 ? (usec_t) timeout_ms * USEC_PER_MSEC : 0;
-
-        (void) multi;
-        if (timeout_ms < 0)
-                return s->curl_timer ? sd_event_source_set_enabled(s->curl_timer, SD_EVENT_OFF) : 0;
-        if (!s->curl_timer)
-                return sd_event_add_time_relative(s->event, &s->curl_timer, CLOCK_MONOTONIC, usec,
-                                                  CURL_TIMER_ACCURACY_USEC, on_curl_timer, s) < 0 ? -1 : 0;
-        return sd_event_source_set_time_relative(s->curl_timer, usec) < 0 ||
-               sd_event_source_set_enabled(s->curl_timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
-}
-
-static int read_secret(int fd, char **ret)
-{
-        char buf[1024];
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        bool some;
-
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-
-        buf[strcspn(buf, "\r\n")] = '\0';
-        /* an empty credential (the unit's fallback when no file is installed) is none */
-        some = buf[0] != '\0';
-        *ret = some ? strdup(buf) : NULL;
-        explicit_bzero(buf, sizeof(buf));
-        return some && !*ret ? -ENOMEM : 0;
+        check_done(userdata);
 }
 
 int source_load_password(const source_config_t *c, char **ret, char **ret_err)
 {
-        const char *creds = getenv("CREDENTIALS_DIRECTORY");
-        bool named = c->password_file && *c->password_file;
-        struct stat st = { 0 };
-        char path[4096];
-        int fd, r;
+        char credential[256];
 
-        *ret = NULL;
-        if (named)
-                snprintf(path, sizeof(path), "%s", c->password_file);
-        else if (creds && *creds)
-                snprintf(path, sizeof(path), "%s/source-%s-password", creds, c->name);
-        else
-                return 0;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                r = -errno;
-                if (r == -ENOENT && !named)
-                        return 0; /* the credential is optional: a public export needs none */
-                if (asprintf(ret_err, "password file %s: %s", path, strerror(-r)) < 0)
-                        *ret_err = NULL;
-                return r;
-        }
-        if (fstat(fd, &st) < 0 || (named && (st.st_mode & (S_IRWXG | S_IRWXO)))) {
-                close(fd);
-                if (asprintf(ret_err, "password file %s has mode %04o: readable by group or "
-                                      "others; make it mode 0600 (chmod 600)", path,
-                             (unsigned) (st.st_mode & 07777)) < 0)
-                        *ret_err = NULL;
-                return -EPERM;
-        }
-        r = read_secret(fd, ret);
-        close(fd);
-        return r;
+        /* as the SMTP password: a file of the admin's, else the unit's credential */
+        snprintf(credential, sizeof(credential), "source-%s-password", c->name);
+        return smtp_load_secret(c->password_file, credential, ret, ret_err);
 }
 
 /* Start one fetch: its handle set up anew, the stored validators as conditions. */
@@ -512,17 +399,13 @@ sources_t *sources_new(db_t *db, const config_t *cfg, sd_event *e)
         s->event = sd_event_ref(e);
         s->n = cfg->n_sources;
         s->fetches = calloc(s->n + 1, sizeof(fetch_t));
-        s->multi = curl_multi_init();
-        if (!s->fetches || !s->multi)
+        if (!s->fetches || curlev_new(e, &(curlev_ops_t) { after, NULL, s }, &s->ev) < 0)
                 return sources_free(s);
+        s->multi = curlev_multi(s->ev);
         for (size_t i = 0; i < s->n; i++) {
                 s->fetches[i].owner = s;
                 s->fetches[i].cfg = &cfg->sources[i];
         }
-        curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-        curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-        curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-        curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
         return s;
 }
 
@@ -545,9 +428,7 @@ sources_t *sources_free(sources_t *s)
                 }
                 sd_event_source_disable_unref(f->timer);
         }
-        if (s->multi)
-                curl_multi_cleanup(s->multi);
-        sd_event_source_disable_unref(s->curl_timer);
+        curlev_free(s->ev);
         sd_event_unref(s->event);
         free(s->fetches);
         free(s);
