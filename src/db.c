@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "db.h"
 
 #define N_STMTS 96
@@ -774,10 +775,39 @@ static const char SQL_BOOKED_BY_NAME[] =
         " ifnull(unreachable_at, 0), unreachable_reason FROM registrations"
         " WHERE session_id = ?1 AND status = ?2 ORDER BY name, id";
 
+int db_collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt *st, void *elem),
+               void **ret, size_t *ret_n)
+{
+        void *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        while ((r = db_step(st)) == 1) {
+                if (array_grow(&v, &cap, n + 1, size) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                memset((char *) v + n * size, 0, size);
+                /* counted even when it fails: the caller's destructor frees what it holds */
+                r = row(st, (char *) v + n++ * size);
+                if (r < 0)
+                        break;
+        }
+        sqlite3_reset(st);
+        *ret = v;
+        *ret_n = n;
+        return r < 0 ? r : 0;
+}
+
+static int booked_row(sqlite3_stmt *st, void *elem)
+{
+        return registration_from_row(st, elem);
+}
+
 int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t *ret_n)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_BOOKED_BY_NAME);
-        registration_t *v = NULL;
+        void *v = NULL;
         size_t n = 0;
         int r;
 
@@ -785,18 +815,7 @@ int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t
                 return -EIO;
         sqlite3_bind_int64(st, 1, session_id);
         sqlite3_bind_text(st, 2, reg_status_to_string(REG_BOOKED), -1, SQLITE_STATIC);
-        while ((r = db_step(st)) == 1) {
-                registration_t *p = realloc(v, (n + 1) * sizeof(*v));
-
-                if (!p || registration_from_row(st, &p[n]) < 0) {
-                        v = p ? p : v;
-                        r = -ENOMEM;
-                        break;
-                }
-                v = p;
-                n++;
-        }
-        sqlite3_reset(st);
+        r = db_collect(st, sizeof(registration_t), booked_row, &v, &n);
         if (r < 0) {
                 registrations_free(v, n);
                 return r;

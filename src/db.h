@@ -110,6 +110,12 @@ void session_clear(session_t *s);
 int db_registration_get(db_t *db, int64_t id, registration_t *ret);
 void registration_clear(registration_t *r);
 
+/* Step st (bound) to its end, filling an array of elements of `size` bytes, one per row,
+ * with row() (which returns 0 or a negative errno). On failure *ret holds the *ret_n
+ * elements made so far, for the caller's destructor. */
+int db_collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt *st, void *elem),
+               void **ret, size_t *ret_n);
+
 /* The booked registrations of a session by name (the roster). Caller frees with
  * registrations_free(). */
 int db_session_booked(db_t *db, int64_t session_id, registration_t **ret, size_t *ret_n);

@@ -654,10 +654,23 @@ static const char SQL_UNREACHABLE_LIST[] =
         " WHERE r.unreachable_at IS NOT NULL AND r.unreachable_told >= ?1 AND r.unreachable_told < ?2"
         " AND r.email <> '' AND r.status <> 'cancelled' ORDER BY s.starts_at, s.id, r.id";
 
+static int unreachable_row(sqlite3_stmt *st, void *elem)
+{
+        mail_unreachable_t *u = elem;
+
+        *u = (mail_unreachable_t) {
+                .registration_id = sqlite3_column_int64(st, 0),
+                .name = db_col_text(st, 1), .email = db_col_text(st, 2),
+                .reason = db_col_text(st, 3), .title = db_col_text(st, 4),
+                .starts_at = sqlite3_column_int64(st, 5), .ends_at = sqlite3_column_int64(st, 6),
+        };
+        return u->name && u->email && u->title ? 0 : -ENOMEM;
+}
+
 int outbox_unreachable_list(db_t *db, int64_t from, int64_t to, mail_unreachable_t **ret, size_t *ret_n)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_UNREACHABLE_LIST);
-        mail_unreachable_t *v = NULL;
+        void *v = NULL;
         size_t n = 0;
         int r;
 
@@ -665,27 +678,7 @@ int outbox_unreachable_list(db_t *db, int64_t from, int64_t to, mail_unreachable
                 return -EIO;
         sqlite3_bind_int64(st, 1, from);
         sqlite3_bind_int64(st, 2, to);
-        while ((r = db_step(st)) == 1) {
-                mail_unreachable_t *p = realloc(v, (n + 1) * sizeof(*v));
-
-                if (!p) {
-                        r = -ENOMEM;
-                        break;
-                }
-                v = p;
-                v[n] = (mail_unreachable_t) {
-                        .registration_id = sqlite3_column_int64(st, 0),
-                        .name = db_col_text(st, 1), .email = db_col_text(st, 2),
-                        .reason = db_col_text(st, 3), .title = db_col_text(st, 4),
-                        .starts_at = sqlite3_column_int64(st, 5), .ends_at = sqlite3_column_int64(st, 6),
-                };
-                n++;
-                if (!v[n - 1].name || !v[n - 1].email || !v[n - 1].title) {
-                        r = -ENOMEM;
-                        break;
-                }
-        }
-        sqlite3_reset(st);
+        r = db_collect(st, sizeof(mail_unreachable_t), unreachable_row, &v, &n);
         if (r < 0) {
                 mail_unreachable_free(v, n);
                 return r;
