@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "report.h"
 #include "scan.h"
+#include "testdb.h"
 
 #ifndef TOP
 #define TOP "."
@@ -35,15 +36,6 @@ typedef struct {
 static duration_t reminders[] = { { 10, 0 }, { 3, 0 } };
 static char *roster_to[] = { "mecc-team@example.org" };
 
-static int64_t at(const char *local)
-{
-        int64_t t;
-
-        if (clock_parse_time(local, &t) < 0)
-                fail_msg("bad time %s", local);
-        return t;
-}
-
 static int setup(void **state)
 {
         env_t *e = calloc(1, sizeof(*e));
@@ -52,8 +44,7 @@ static int setup(void **state)
         assert_non_null(e);
         journal_quiet(true);
         assert_int_equal(clock_set_zone("Europe/London"), 0);
-        strcpy(e->dir, "/tmp/test-report.XXXXXX");
-        assert_non_null(mkdtemp(e->dir));
+        test_dir_make(e->dir, "test-report");
         snprintf(path, sizeof(path), "%s/meccd.db", e->dir);
         e->c = (config_t) {
                 .scan_interval = 60,
@@ -82,27 +73,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
         env_t *e = *state;
-        char cmd[160];
 
         db_close(e->db);
         free(e->why);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-        (void) !system(cmd);
+        test_dir_remove(e->dir);
         free(e);
         return 0;
-}
-
-static void sql(env_t *e, const char *fmt, ...)
-{
-        char *q = NULL, *err = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        assert_true(vasprintf(&q, fmt, ap) >= 0);
-        va_end(ap);
-        if (sqlite3_exec(db_handle(e->db), q, NULL, NULL, &err) != SQLITE_OK)
-                fail_msg("%s: %s", q, err);
-        free(q);
 }
 
 static int64_t add_session(env_t *e, const char *start, long capacity)

@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "outbox.h"
 #include "scan.h"
+#include "testdb.h"
 
 typedef struct {
         char dir[64];
@@ -36,8 +37,7 @@ static int setup(void **state)
         assert_non_null(e);
         journal_quiet(true);
         assert_int_equal(clock_set_zone("Europe/London"), 0);
-        strcpy(e->dir, "/tmp/test-scan.XXXXXX");
-        assert_non_null(mkdtemp(e->dir));
+        test_dir_make(e->dir, "test-scan");
         snprintf(path, sizeof(path), "%s/meccd.db", e->dir);
         e->c = (config_t) {
                 .booking_cutoff = { 7, 0 },
@@ -60,57 +60,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
         env_t *e = *state;
-        char cmd[160];
 
         db_close(e->db);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-        (void) !system(cmd);
+        test_dir_remove(e->dir);
         free(e);
         return 0;
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static int64_t at(const char *local)
-{
-        int64_t t;
-
-        if (clock_parse_time(local, &t) < 0)
-                fail_msg("bad time %s", local);
-        return t;
-}
-
-static void sql(env_t *e, const char *fmt, ...)
-{
-        char *q = NULL, *err = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        assert_true(vasprintf(&q, fmt, ap) >= 0);
-        va_end(ap);
-        if (sqlite3_exec(db_handle(e->db), q, NULL, NULL, &err) != SQLITE_OK)
-                fail_msg("%s: %s", q, err);
-        free(q);
-}
-
-static int64_t int_query(env_t *e, const char *fmt, ...)
-{
-        sqlite3_stmt *st = NULL;
-        char *q = NULL;
-        int64_t v = -1;
-        va_list ap;
-
-        va_start(ap, fmt);
-        assert_true(vasprintf(&q, fmt, ap) >= 0);
-        va_end(ap);
-        if (sqlite3_prepare_v2(db_handle(e->db), q, -1, &st, NULL) != SQLITE_OK)
-                fail_msg("%s: %s", q, sqlite3_errmsg(db_handle(e->db)));
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        free(q);
-        return v;
-}
 
 static int64_t add_session(env_t *e, const char *start, long capacity, const char *trainer)
 {
