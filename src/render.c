@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "buf.h"
 #include "clock.h"
 #include "csv.h"
 #include "ics.h"
@@ -192,12 +193,9 @@ static char *cancel_url(const config_t *c, const char *token)
 /* Upcoming sessions still taking bookings, for the emails that offer another date. */
 static char *next_sessions(const session_t *next, size_t n_next)
 {
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
+        buf_t b = BUF_INIT(RENDER_LIST_MAX);
+        char *out = NULL;
 
-        if (!f)
-                return NULL;
         for (size_t i = 0; i < n_next && i < RENDER_NEXT_SESSIONS; i++) {
                 const session_t *s = &next[i];
                 long left = session_seats_left(s);
@@ -210,14 +208,13 @@ static char *next_sessions(const session_t *next, size_t n_next)
                 else
                         snprintf(places, sizeof(places), "%ld place%s left", left, left == 1 ? "" : "s");
                 title = title_of(s);
-                fprintf(f, "%s- %s: %s, %s (%s)", i ? "\n" : "", title ? title : "", date, time_s, places);
+                buf_printf(&b, "%s- %s: %s, %s (%s)", i ? "\n" : "", title ? title : "", date, time_s, places);
                 free(title);
         }
         if (!n_next)
-                fputs("There are no other sessions open for booking just now. New dates are added\n"
-                      "regularly on the training hub, so please look again soon.", f);
-        fclose(f);
-        return buf;
+                buf_puts(&b, "There are no other sessions open for booking just now. New dates are added\n"
+                             "regularly on the training hub, so please look again soon.");
+        return buf_steal(&b, &out, NULL) < 0 ? NULL : out;
 }
 
 /* The attendee list as text for the body and as CSV for the attachment. */
@@ -283,12 +280,9 @@ void mail_unreachable_free(mail_unreachable_t *v, size_t n)
  * another party's words. */
 static char *unreachable_list(const mail_unreachable_t *v, size_t n)
 {
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
+        buf_t b = BUF_INIT(RENDER_LIST_MAX);
+        char *out = NULL;
 
-        if (!f)
-                return NULL;
         for (size_t i = 0; i < n; i++) {
                 session_t s = { .title = v[i].title, .starts_at = v[i].starts_at, .ends_at = v[i].ends_at };
                 char date[96], time_s[64], *title = title_of(&s), *name = text_one_line(v[i].name),
@@ -296,7 +290,7 @@ static char *unreachable_list(const mail_unreachable_t *v, size_t n)
 
                 clock_format_date(v[i].starts_at, date, sizeof(date));
                 clock_format_time_range(v[i].starts_at, v[i].ends_at, time_s, sizeof(time_s));
-                fprintf(f, "%s%s <%s> (registration %lld)\n"
+                buf_printf(&b, "%s%s <%s> (registration %lld)\n"
                            "  Session: %s, %s, %s\n"
                            "  The mail server said: %s\n"
                            "  To correct it: meccctl registration edit %lld --email NEW-ADDRESS",
@@ -308,9 +302,8 @@ static char *unreachable_list(const mail_unreachable_t *v, size_t n)
                 free(why);
         }
         if (!n)
-                fputs("Nobody: every address has been put right since.", f);
-        fclose(f);
-        return buf;
+                buf_puts(&b, "Nobody: every address has been put right since.");
+        return buf_steal(&b, &out, NULL) < 0 ? NULL : out;
 }
 
 /* How far off the start is, counted in calendar days of the zone: a reminder that goes

@@ -33,6 +33,7 @@ typedef struct {
 /* Limits: the next open sessions an email lists, and the size of one template file. */
 #define RENDER_NEXT_SESSIONS 5
 #define RENDER_TITLE_MAX 200     /* bytes of a session title shown; longer is cut */
+#define RENDER_LIST_MAX (256 * 1024) /* bytes of a list in an email (sessions, addresses) */
 #define RENDER_TEMPLATE_MAX (256 * 1024)
 #define RENDER_TEMPLATE_MAX_TEXT "256 KiB"
 
