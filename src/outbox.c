@@ -110,7 +110,7 @@ const char *outbox_stale_occasion(db_t *db, const config_t *c, int64_t session_i
         registration_t g = { 0 };
         const char *r = NULL;
 
-        (void) now, (void) c; /* the rules are the table's: none depends on a setting yet */
+        (void) c; /* the rules are the kind table's: none depends on a setting yet */
         if (!k)
                 return "it is of an unknown kind";
         if (db_session_get_plain(db, session_id, &s) <= 0)

@@ -489,7 +489,6 @@ static int admit_one(scan_t *x, const session_t *unused, const registration_t *g
         int r;
 
         (void) unused;
-        x->stats->admitted++;
         r = clean_name(x, g);
         if (r != 0)
                 return r < 0 ? r : refuse(x, g, LOG_WARNING, "name", "invalid: the name is empty");

@@ -33,7 +33,7 @@ typedef enum scan_step {
 
 /* What a scan did, for its journal line. */
 typedef struct {
-        unsigned admitted, booked, waitlisted, late, invalid;
+        unsigned booked, waitlisted, late, invalid;
         unsigned promoted, closed, queued, done, erased;
 } scan_stats_t;
 
