@@ -7,13 +7,17 @@
 #include "curlev.h"
 
 /* libcurl's timer fires on time: sd-event's default slack of 250 ms once held delivery
- * at 4 messages a second. */
-#define CURLEV_TIMER_ACCURACY_USEC 1
+ * at 4 messages a second. A long timeout (a transfer's own, set again at every message)
+ * may fire up to an eighth of it late, at most this much: sd-event then keeps the timerfd
+ * as it was instead of setting it again for each message. */
+#define CURLEV_TIMER_SLACK_MAX_USEC USEC_PER_SEC
 
 struct curlev {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
+        sd_event_source *now;   /* libcurl's "at once": a turn of the loop, no timerfd */
+        bool timer_wanted;      /* false: libcurl removed its timeout, the timer may still fire */
         curlev_ops_t ops;
 };
 
@@ -42,8 +46,19 @@ static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 
 static int on_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
-        (void) src;
+        curlev_t *c = userdata;
+
         (void) usec;
+        if (!c->timer_wanted)
+                return sd_event_source_set_enabled(src, SD_EVENT_OFF);
+        c->timer_wanted = false;
+        act(c, CURL_SOCKET_TIMEOUT, 0);
+        return 0;
+}
+
+static int on_now(sd_event_source *src, void *userdata)
+{
+        (void) src;
         act(userdata, CURL_SOCKET_TIMEOUT, 0);
         return 0;
 }
@@ -80,14 +95,25 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
         curlev_t *c = userp;
         usec_t usec = timeout_ms > 0 ? (usec_t) timeout_ms * USEC_PER_MSEC : 0;
+        usec_t slack = usec / 8 > CURLEV_TIMER_SLACK_MAX_USEC ? CURLEV_TIMER_SLACK_MAX_USEC : usec / 8 + 1;
 
         (void) multi;
+        /* "at once" comes several times per message: a deferred call costs no system call.
+         * The timer keeps its time; should it fire too, libcurl finds nothing due. */
+        if (timeout_ms == 0)
+                return sd_event_source_set_enabled(c->now, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
+        (void) sd_event_source_set_enabled(c->now, SD_EVENT_OFF);
+        /* libcurl removes its timeout at the end of each message and sets the same one at
+         * the next: the timer is left armed (a disarm and rearm are two system calls) and
+         * does nothing should it fire meanwhile */
+        c->timer_wanted = timeout_ms > 0;
         if (timeout_ms < 0)
-                return c->timer ? sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) : 0;
+                return 0;
         if (!c->timer)
-                return sd_event_add_time_relative(c->event, &c->timer, CLOCK_MONOTONIC, usec,
-                                                  CURLEV_TIMER_ACCURACY_USEC, on_timer, c) < 0 ? -1 : 0;
-        return sd_event_source_set_time_relative(c->timer, usec) < 0 ||
+                return sd_event_add_time_relative(c->event, &c->timer, CLOCK_MONOTONIC, usec, slack,
+                                                  on_timer, c) < 0 ? -1 : 0;
+        return sd_event_source_set_time_accuracy(c->timer, slack) < 0 ||
+               sd_event_source_set_time_relative(c->timer, usec) < 0 ||
                sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
 }
 
@@ -100,7 +126,8 @@ int curlev_new(sd_event *e, const curlev_ops_t *ops, curlev_t **ret)
         c->event = sd_event_ref(e);
         c->ops = *ops;
         c->multi = curl_multi_init();
-        if (!c->multi) {
+        if (!c->multi || sd_event_add_defer(e, &c->now, on_now, c) < 0 ||
+            sd_event_source_set_enabled(c->now, SD_EVENT_OFF) < 0) {
                 curlev_free(c);
                 return -ENOMEM;
         }
@@ -124,6 +151,7 @@ curlev_t *curlev_free(curlev_t *c)
         if (c->multi)
                 curl_multi_cleanup(c->multi);
         sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->now);
         sd_event_unref(c->event);
         free(c);
         return NULL;
