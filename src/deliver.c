@@ -1,10 +1,13 @@
 /* deliver.c - outbox rows to SMTP and back, in the event loop.
  *
  * The database is written once per batch, not twice per email: rows are claimed (and
- * rendered) a batch at a time, and outcomes are recorded together when the loop has
- * nothing more pressing. One rule keeps a crash cheap: what was sent is recorded before
- * any connection takes another message, so a kill sends again at most one email per
- * connection, with the same Message-ID. */
+ * rendered) a batch at a time, and outcomes are recorded together, with the next claim or
+ * when the loop has nothing in flight. One rule keeps a crash cheap: what was sent is
+ * written down before any connection takes another message, so a kill sends again at
+ * most one email per connection, with the same Message-ID. Written down means a line
+ * appended to the file beside the database (outbox_unrecorded_append(): one write, which
+ * a kill does not undo, as it does not undo a commit at synchronous=NORMAL); without that
+ * file, recorded in the database. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,9 @@
 /* Rows claimed per transaction: enough to amortise the commit, few enough that what is
  * rendered at the claim is still true when it goes. */
 #define DELIVER_BATCH 32
+/* Outcomes wait at most this long for the database, so that `meccctl status` stays current
+ * when a slow relay takes a batch a message at a time. */
+#define DELIVER_RECORD_USEC USEC_PER_SEC
 /* A locked database (the website writing) is tried again this soon, in microseconds. */
 #define DELIVER_BUSY_RETRY_USEC (250 * USEC_PER_MSEC)
 /* The rate limit's and the retry's timer: a millisecond late is on time. */
@@ -46,6 +52,9 @@ struct deliver {
         outbox_row_t *flying;   /* handed to SMTP */
         outbox_outcome_t *done; /* outcomes not yet recorded */
         size_t n_done, cap_done;
+        usec_t done_since;      /* when the oldest of them was known */
+        bool record_soon;       /* an address refused for good: its other emails must not go */
+        int unrecorded_fd;      /* the outcomes in done, written down; -1: none (record each) */
         /* The admin's problem (refused login, TLS setup, an unreadable credential or CA) as
          * meta relay_problem: "UNIXTIME TEXT", "" when none. Written when it changes. */
         char *problem;          /* what was last recorded; NULL: unknown (at start) */
@@ -115,6 +124,10 @@ deliver_t *deliver_new(db_t *db, const config_t *c, const templates_t *t, sd_eve
         d->event = sd_event_ref(e);
         d->tokens = c->smtp.max_per_minute;
         d->refilled = clock_monotonic();
+        d->unrecorded_fd = outbox_unrecorded_open(db);
+        if (d->unrecorded_fd < 0)
+                log_msg(LOG_WARNING, "cannot open the file for delivery outcomes beside the database (%s):"
+                        " each is recorded in the database before another email goes", strerror(-d->unrecorded_fd));
         /* idle priority: completions that arrive together are recorded together */
         if (sd_event_add_defer(e, &d->later, on_later, d) < 0 ||
             sd_event_source_set_priority(d->later, SD_EVENT_PRIORITY_IDLE) < 0 ||
@@ -137,7 +150,11 @@ static int save_unrecorded(deliver_t *d)
 
         if (d->n_done == 0)
                 return 0;
-        r = outbox_save_unrecorded(d->db, d->done, d->n_done);
+        /* already in the file: made durable */
+        if (d->unrecorded_fd >= 0)
+                r = fsync(d->unrecorded_fd) < 0 ? -errno : 0;
+        else
+                r = outbox_save_unrecorded(d->db, d->done, d->n_done);
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot keep %zu delivery outcomes for the next start: %s",
                         d->n_done, strerror(-r));
@@ -158,6 +175,7 @@ deliver_t *deliver_free(deliver_t *d)
         free_list(d->flying);
         free_list(d->ready);
         (void) save_unrecorded(d);
+        (void) outbox_unrecorded_close(d->db, d->unrecorded_fd);
         clear_done(d);
         free(d->done);
         sd_event_source_disable_unref(d->wake);
@@ -372,17 +390,38 @@ static void on_sent(void *userdata, const smtp_result_t *res)
         outbox_row_t *w = userdata, **pp;
         deliver_t *d = w->userdata;
         outbox_outcome_t o;
+        int r;
 
         for (pp = &d->flying; *pp && *pp != w; pp = &(*pp)->next)
                 ;
         if (*pp)
                 *pp = w->next;
         o = judge(d, w, res, clock_now());
+        if (d->unrecorded_fd >= 0 && (r = outbox_unrecorded_append(d->unrecorded_fd, &o)) < 0) {
+                log_msg(LOG_WARNING, "cannot write down a delivery outcome beside the database (%s):"
+                        " each is now recorded in the database before another email goes", strerror(-r));
+                (void) close(d->unrecorded_fd);
+                d->unrecorded_fd = -1;
+        }
+        if (d->n_done == 0)
+                d->done_since = clock_monotonic();
+        if (o.unreachable)
+                d->record_soon = true;
         /* without memory the row stays marked as sending: retried at the next start */
         if (add_done(d, o) < 0)
                 outbox_outcome_clear(&o);
         outbox_row_free(w);
         later(d);
+}
+
+/* Whether the outcomes known must go to the database now, rather than with the next claim
+ * (or, before another email goes, with the one after it). */
+static bool record_now(const deliver_t *d)
+{
+        if (d->n_done == 0)
+                return false;
+        return d->unrecorded_fd < 0 || d->record_soon || d->stopping || d->stats.server_down ||
+               d->n_done >= DELIVER_BATCH || clock_monotonic() - d->done_since >= DELIVER_RECORD_USEC;
 }
 
 /* Ids of the rows claimed but not sent, to give back at stop. */
@@ -414,7 +453,16 @@ static int settle(deliver_t *d, size_t max)
                          n_release, &rows, &cs);
         if (r < 0)
                 return r;
+        if (d->n_done > 0 && d->unrecorded_fd >= 0 && (r = outbox_unrecorded_clear(d->unrecorded_fd)) < 0) {
+                /* its lines would be recorded again at the next start: harmless, as replay
+                 * only touches rows still in flight, but the file must not grow for ever */
+                log_msg(LOG_WARNING, "cannot empty the file of delivery outcomes (%s):"
+                        " each is now recorded in the database before another email goes", strerror(-r));
+                (void) close(d->unrecorded_fd);
+                d->unrecorded_fd = -1;
+        }
         clear_done(d);
+        d->record_soon = false;
         while (n_release-- > 0) {
                 outbox_row_t *w = d->ready;
 
@@ -476,8 +524,8 @@ static int fill(deliver_t *d)
                                 return r;
                         for (outbox_row_t *p = d->ready; p; p = p->next)
                                 d->tokens -= 1.0;
-                } else if ((r = settle(d, 0)) < 0)
-                        return r; /* what was sent is recorded before another goes */
+                } else if (record_now(d) && (r = settle(d, 0)) < 0)
+                        return r;
                 w = d->ready;
                 d->ready = w->next;
                 w->next = NULL;
@@ -495,8 +543,9 @@ static void pump(deliver_t *d)
                 return; /* a completion inside submit: the outer loop goes on */
         d->pumping = true;
         r = fill(d);
-        if (r >= 0)
-                r = settle(d, 0); /* idle, stopping or the relay down: record what is known */
+        /* idle, stopping or the relay down: record what is known, give back what is claimed */
+        if (r >= 0 && (record_now(d) || deliver_in_flight(d) == 0 || d->stopping || d->stats.server_down))
+                r = settle(d, 0);
         if (r >= 0)
                 record_problem(d);
         if (r == -EBUSY && d->stopping && deliver_in_flight(d) == 0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -475,7 +476,7 @@ int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now,
         return 0;
 }
 
-/* ---- outcomes that outlive a locked database ----------------------------------------- */
+/* ---- outcomes not yet in the database -------------------------------------------------- */
 
 static char *unrecorded_path(db_t *db)
 {
@@ -484,39 +485,127 @@ static char *unrecorded_path(db_t *db)
         return asprintf(&p, "%s-unrecorded", db_path(db)) < 0 ? NULL : p;
 }
 
-int outbox_save_unrecorded(db_t *db, const outbox_outcome_t *v, size_t n)
+int outbox_unrecorded_open(db_t *db)
 {
         char *path = unrecorded_path(db);
-        FILE *f = NULL;
-        int fd, r = 0;
+        int fd;
 
         if (!path)
                 return -ENOMEM;
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 || !(f = fdopen(fd, "a"))) {
-                r = -errno;
-                if (fd >= 0)
-                        close(fd);
-                goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-                fprintf(f, "%lld %d %d %lld ", (long long) v[i].id, (int) v[i].status, v[i].attempted,
-                        (long long) v[i].at);
-                /* one line each: a reply's line breaks become spaces */
-                for (const char *p = v[i].error ? v[i].error : ""; *p; p++)
-                        fputc(*p == '\n' || *p == '\r' ? ' ' : *p, f);
-                fputc('\n', f);
-        }
-        if (fflush(f) != 0 || fsync(fileno(f)) < 0)
-                r = -errno;
-        if (fclose(f) != 0 && r == 0)
-                r = -errno;
-out:
+        if (fd < 0)
+                fd = -errno;
         free(path);
+        return fd;
+}
+
+/* Longest relay reply kept in a line; the database keeps it whole once recorded. */
+#define UNRECORDED_ERROR_MAX 900
+
+int outbox_unrecorded_append(int fd, const outbox_outcome_t *o)
+{
+        char line[UNRECORDED_ERROR_MAX + 128];
+        int n = snprintf(line, sizeof(line), "+%lld %d %d %lld %lld ", (long long) o->id, (int) o->status,
+                         o->attempted, (long long) o->at, (long long) o->unreachable);
+        size_t len = (size_t) n;
+
+        /* one line each: a reply's line breaks become spaces */
+        for (const char *p = o->error ? o->error : ""; *p && len < sizeof(line) - 1; p++)
+                line[len++] = *p == '\n' || *p == '\r' ? ' ' : *p;
+        line[len++] = '\n';
+        /* one write: a kill leaves the line whole or absent (a torn one is skipped) */
+        if (write(fd, line, len) != (ssize_t) len)
+                return errno ? -errno : -EIO;
+        return 0;
+}
+
+int outbox_unrecorded_clear(int fd)
+{
+        return ftruncate(fd, 0) < 0 ? -errno : 0;
+}
+
+int outbox_unrecorded_close(db_t *db, int fd)
+{
+        struct stat st;
+        int r = 0;
+
+        if (fd < 0)
+                return 0;
+        if (fstat(fd, &st) == 0 && st.st_size == 0) {
+                char *path = unrecorded_path(db);
+
+                if (!path || unlink(path) < 0)
+                        r = path ? -errno : -ENOMEM;
+                free(path);
+        }
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
         return r;
 }
 
-/* Record the outcomes saved at the last stop, then remove the file. */
+int outbox_save_unrecorded(db_t *db, const outbox_outcome_t *v, size_t n)
+{
+        int fd = outbox_unrecorded_open(db), r = 0;
+
+        if (fd < 0)
+                return fd;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = outbox_unrecorded_append(fd, &v[i]);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r >= 0)
+                r = -errno;
+        return r;
+}
+
+/* Only rows still in flight: a line whose outcome was recorded before a crash emptied the
+ * file changes nothing. */
+static const char SQL_REPLAY[] =
+        "UPDATE outbox SET status = ?2, sending = 0, attempts = attempts + ?3,"
+        " sent_at = ?4, next_attempt_at = ifnull(?5, next_attempt_at), last_error = ?6"
+        " WHERE id = ?1 AND sending = 1";
+
+static int replay_one(db_t *db, const outbox_outcome_t *o)
+{
+        sqlite3_stmt *st = db_stmt(db, SQL_REPLAY);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, o->id);
+        sqlite3_bind_text(st, 2, mail_status_to_string(o->status), -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, o->attempted);
+        db_bind_time(st, 4, o->status == MAIL_SENT ? o->at : 0);
+        db_bind_time(st, 5, o->status == MAIL_QUEUED ? o->at : 0);
+        db_bind_text(st, 6, o->error);
+        r = db_step_done(st);
+        if (r >= 0 && sqlite3_changes(db_handle(db)) > 0 && o->unreachable)
+                r = outbox_mark_unreachable(db, o->unreachable, o->error, o->at);
+        return r < 0 ? r : 0;
+}
+
+/* One line of the file: "+ID STATUS ATTEMPTED AT UNREACHABLE ERROR", or the older
+ * "ID STATUS ATTEMPTED AT ERROR". 0 when torn by a crash while writing (the row goes again). */
+static int parse_unrecorded(char *line, outbox_outcome_t *o)
+{
+        long long id, at, unreachable = 0;
+        int status, attempted, off = 0;
+
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] == '+') {
+                if (sscanf(line + 1, "%lld %d %d %lld %lld %n", &id, &status, &attempted, &at, &unreachable,
+                           &off) < 5 || off == 0)
+                        return 0;
+                off++;
+        } else if (sscanf(line, "%lld %d %d %lld %n", &id, &status, &attempted, &at, &off) < 4 || off == 0)
+                return 0;
+        if (status < 0 || status >= _MAIL_STATUS_MAX)
+                return 0;
+        *o = (outbox_outcome_t) { id, status, attempted, at, *(line + off) ? line + off : NULL, unreachable };
+        return 1;
+}
+
+/* Record the outcomes the file holds, then remove it. */
 static int replay_unrecorded(db_t *db)
 {
         char *path = unrecorded_path(db), *line = NULL;
@@ -533,16 +622,10 @@ static int replay_unrecorded(db_t *db)
         }
         r = db_begin(db);
         while (r >= 0 && getline(&line, &cap, f) > 0) {
-                outbox_outcome_t o = { 0 };
-                long long id, at;
-                int status, attempted, off = 0;
+                outbox_outcome_t o;
 
-                line[strcspn(line, "\n")] = '\0';
-                if (sscanf(line, "%lld %d %d %lld %n", &id, &status, &attempted, &at, &off) < 4 ||
-                    status < 0 || status >= _MAIL_STATUS_MAX)
-                        continue; /* torn by a crash while writing: the row goes again */
-                o = (outbox_outcome_t) { id, status, attempted, at, *(line + off) ? line + off : NULL };
-                r = record_one(db, &o);
+                if (parse_unrecorded(line, &o) > 0)
+                        r = replay_one(db, &o);
         }
         if (r >= 0)
                 r = db_commit(db);

@@ -92,11 +92,20 @@ int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now,
                  const outbox_outcome_t *outcomes, size_t n_outcomes, const int64_t *release,
                  size_t n_release, outbox_row_t **ret, outbox_claim_stats_t *stats);
 
-/* Outcomes the database would not take at stop (locked): kept in a file beside it, fsynced,
- * and written by outbox_recover() at the next start, before anything is sent. */
+/* Outcomes known but not yet in the database, in a file beside it (DB-unrecorded): the
+ * engine appends each as it is known (one write, no fsync: like a commit at
+ * synchronous=NORMAL, it outlives a kill), records them in the database a batch at a time,
+ * then empties the file. outbox_recover() records what a crash or a locked database left
+ * there. open: a descriptor or negative errno; append: one line, one write. */
+int outbox_unrecorded_open(db_t *db);
+int outbox_unrecorded_append(int fd, const outbox_outcome_t *o);
+int outbox_unrecorded_clear(int fd);
+/* Close it; an empty file is removed. */
+int outbox_unrecorded_close(db_t *db, int fd);
+/* The same for outcomes never appended (no file open): appended, fsynced, closed. */
 int outbox_save_unrecorded(db_t *db, const outbox_outcome_t *v, size_t n);
 
-/* At start, with no other meccd on the database: the outcomes saved at the last stop are
+/* At start, with no other meccd on the database: the outcomes left unrecorded (above) are
  * recorded, and rows left claimed by a crash are due again now (they keep their
  * Message-ID). Returns the number of rows made due again. */
 int outbox_recover(db_t *db, int64_t now);
