@@ -887,11 +887,79 @@ static void test_coordinators_told_of_unreachable_once_a_day(void **state)
         assert_int_equal(int_query(e, "SELECT unreachable_told FROM registrations WHERE id = %lld", (long long) c), 0);
 }
 
+/* Outcomes written down beside the database (one line each, as delivery writes them) are
+ * recorded at the next start once: a line whose row was recorded already changes nothing,
+ * a torn line leaves its row to go again, and the file is gone afterwards. */
+static void test_unrecorded_outcomes_are_recorded_once(void **state)
+{
+        env_t *e = *state;
+        int64_t s = add_session(e, "2026-09-22 10:30", 10, NULL);
+        int64_t a = add_reg(e, s, "ann@example.org", "2026-09-01 09:00");
+        int64_t b = add_reg(e, s, "bob@exmaple.org", "2026-09-01 09:01");
+        int64_t c = add_reg(e, s, "cat@example.org", "2026-09-01 09:02");
+        int64_t sent_at = at("2026-09-01 10:01"), ma, mb, mc;
+        char path[128], old_line[128];
+        FILE *f;
+        int fd;
+
+        scan(e, "2026-09-01 10:00");
+        ma = int_query(e, "SELECT id FROM outbox WHERE registration_id = %lld", (long long) a);
+        mb = int_query(e, "SELECT id FROM outbox WHERE registration_id = %lld", (long long) b);
+        mc = int_query(e, "SELECT id FROM outbox WHERE registration_id = %lld", (long long) c);
+        sql(e, "UPDATE outbox SET sending = 1, first_attempt_at = %lld", (long long) sent_at);
+
+        /* Ann's sent, Bob's refused for good at RCPT; Cat's line is torn by a kill */
+        fd = outbox_unrecorded_open(e->db);
+        assert_true(fd >= 0);
+        assert_int_equal(outbox_unrecorded_append(fd, &(outbox_outcome_t) { ma, MAIL_SENT, true, sent_at, NULL, 0 }), 0);
+        assert_int_equal(outbox_unrecorded_append(fd, &(outbox_outcome_t) {
+                mb, MAIL_FAILED, true, sent_at, "550 5.1.1 <bob@exmaple.org>:\r\n no such user", b }), 0);
+        assert_int_equal(close(fd), 0);
+        snprintf(path, sizeof(path), "%s/meccd.db-unrecorded", e->dir);
+        f = fopen(path, "a");
+        assert_non_null(f);
+        fprintf(f, "+%lld 2 1", (long long) mc);
+        assert_int_equal(fclose(f), 0);
+
+        assert_int_equal(outbox_recover(e->db, at("2026-09-01 10:05")), 1); /* Cat's goes again */
+        assert_int_equal(access(path, F_OK), -1);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE id = %lld AND status = 'sent'"
+                                      " AND attempts = 1 AND sent_at = %lld AND sending = 0",
+                                   (long long) ma, (long long) sent_at), 1);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE id = %lld AND status = 'failed'"
+                                      " AND last_error = '550 5.1.1 <bob@exmaple.org>:   no such user'",
+                                   (long long) mb), 1);
+        assert_true(int_query(e, "SELECT unreachable_at FROM registrations WHERE id = %lld", (long long) b) > 0);
+        assert_int_equal(int_query(e, "SELECT count(*) FROM outbox WHERE id = %lld AND status = 'queued'"
+                                      " AND sending = 0 AND attempts = 0", (long long) mc), 1);
+
+        /* the same lines again (a crash after the commit, before the file was emptied), and
+         * one in the older format: rows no longer in flight are not touched */
+        fd = outbox_unrecorded_open(e->db);
+        assert_true(fd >= 0);
+        assert_int_equal(outbox_unrecorded_append(fd, &(outbox_outcome_t) { ma, MAIL_SENT, true, sent_at + 60, NULL, 0 }), 0);
+        snprintf(old_line, sizeof(old_line), "%lld 3 1 %lld 421 busy\n", (long long) mc, (long long) sent_at);
+        assert_int_equal(write(fd, old_line, strlen(old_line)), (ssize_t) strlen(old_line));
+        assert_int_equal(outbox_unrecorded_close(e->db, fd), 0);
+        assert_int_equal(access(path, F_OK), 0); /* not empty: kept */
+        assert_int_equal(outbox_recover(e->db, at("2026-09-01 10:06")), 0);
+        assert_int_equal(int_query(e, "SELECT attempts FROM outbox WHERE id = %lld", (long long) ma), 1);
+        assert_int_equal(int_query(e, "SELECT sent_at FROM outbox WHERE id = %lld", (long long) ma), sent_at);
+        assert_int_equal(int_query(e, "SELECT attempts FROM outbox WHERE id = %lld", (long long) mc), 0);
+
+        /* an empty file is removed when closed */
+        fd = outbox_unrecorded_open(e->db);
+        assert_true(fd >= 0);
+        assert_int_equal(outbox_unrecorded_close(e->db, fd), 0);
+        assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
         const struct CMUnitTest tests[] = {
                 T(test_admit_books_then_waitlists),
+                T(test_unrecorded_outcomes_are_recorded_once),
                 T(test_admit_tokens),
                 T(test_admit_invalid_and_duplicate_get_no_email),
                 T(test_admit_late),
