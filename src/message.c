@@ -428,30 +428,54 @@ static bool message_id_ok(const char *s) {
 
 /* ---- bodies ---- */
 
+static const char hex_upper[] = "0123456789ABCDEF";
+
+/* A byte quoted-printable may send as it is anywhere but at the end of a line. */
+static bool qp_plain(unsigned char c) {
+        return (c >= 33 && c <= 126 && c != '=') || c == ' ' || c == '\t';
+}
+
+/* A leading "." or "From " survives SMTP and mbox untouched: its first byte is encoded. */
+static bool qp_line_start_special(const char *s, size_t n) {
+        return s[0] == '.' || (s[0] == 'F' && n >= 5 && memcmp(s, "From ", 5) == 0);
+}
+
 /* One UTF-8 character (or byte) of a line at a time, so a soft break never splits a
- * character; "=" for a soft break must stay inside the 76 columns. */
+ * character; "=" for a soft break must stay inside the 76 columns. A run of plain bytes
+ * that fits the line and does not end it goes out in one piece: the same bytes the
+ * character-at-a-time loop would write, for a fraction of the calls. */
 static void qp_line(buf_t *b, const char *s, size_t n) {
         size_t col = 0;
 
         for (size_t i = 0; i < n;) {
-                size_t cl = char_len(s + i, n - i), w = 0, limit;
+                /* the columns a byte that does not end the line may fill */
+                size_t room = col < QP_LINE_MAX - 1 ? QP_LINE_MAX - 1 - col : 0;
+                size_t cl, w = 0, limit, run = 0;
                 char tok[16];
 
+                if (col > 0 || !qp_line_start_special(s + i, n - i))
+                        while (run < room && i + run + 1 < n && qp_plain((unsigned char) s[i + run]))
+                                run++;
+                if (run > 0) {
+                        buf_put(b, s + i, run);
+                        col += run;
+                        i += run;
+                        continue;
+                }
+                cl = char_len(s + i, n - i);
                 for (size_t k = 0; k < cl; k++) {
                         unsigned char c = (unsigned char) s[i + k];
                         bool last = i + k + 1 == n;
-                        bool lit = (c >= 33 && c <= 126 && c != '=') ||
-                                   ((c == ' ' || c == '\t') && !last);
+                        bool lit = qp_plain(c) && !(last && (c == ' ' || c == '\t'));
 
-                        /* a leading "." or "From " survives SMTP and mbox untouched */
-                        if (col == 0 && k == 0 &&
-                            (c == '.' || (c == 'F' && n - i >= 5 && memcmp(s + i, "From ", 5) == 0)))
+                        if (col == 0 && k == 0 && qp_line_start_special(s + i, n - i))
                                 lit = false;
                         if (lit)
                                 tok[w++] = (char) c;
                         else {
-                                snprintf(tok + w, sizeof tok - w, "=%02X", c);
-                                w += 3;
+                                tok[w++] = '=';
+                                tok[w++] = hex_upper[c >> 4];
+                                tok[w++] = hex_upper[c & 15];
                         }
                 }
                 limit = i + cl == n ? QP_LINE_MAX : QP_LINE_MAX - 1;
