@@ -51,8 +51,18 @@ static char *sanitize(const char *s, bool header) {
                 return NULL;
         for (size_t i = 0; i < n;) {
                 uint32_t cp;
-                size_t len = text_utf8_decode(p + i, n - i, &cp);
+                size_t len, run = 0;
 
+                /* ASCII that stays as it is, in one piece: most of any text */
+                while (i + run < n && (unsigned char) p[i + run] < 0x80 &&
+                       !(header && is_header_control((unsigned char) p[i + run])))
+                        run++;
+                if (run > 0) {
+                        memcpy(out + o, p + i, run);
+                        o += run, i += run;
+                        continue;
+                }
+                len = text_utf8_decode(p + i, n - i, &cp);
                 if (len == 0) {
                         memcpy(out + o, "\xef\xbf\xbd", 3);
                         o += 3, i++;
