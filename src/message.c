@@ -145,21 +145,28 @@ static size_t b_len(size_t n) {
 
 static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* Encoded a few groups at a time into a local array: one append per line, not per group. */
 static void b64_put(buf_t *b, const unsigned char *s, size_t n) {
+        char out[B64_LINE_BYTES / 3 * 4]; /* one full line */
+        size_t w = 0;
+
         for (size_t i = 0; i < n; i += 3) {
                 uint32_t v = (uint32_t) s[i] << 16;
-                char out[4];
 
                 if (i + 1 < n)
                         v |= (uint32_t) s[i + 1] << 8;
                 if (i + 2 < n)
                         v |= s[i + 2];
-                out[0] = b64_alphabet[(v >> 18) & 63];
-                out[1] = b64_alphabet[(v >> 12) & 63];
-                out[2] = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
-                out[3] = i + 2 < n ? b64_alphabet[v & 63] : '=';
-                buf_put(b, out, 4);
+                out[w++] = b64_alphabet[(v >> 18) & 63];
+                out[w++] = b64_alphabet[(v >> 12) & 63];
+                out[w++] = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
+                out[w++] = i + 2 < n ? b64_alphabet[v & 63] : '=';
+                if (w == sizeof out) {
+                        buf_put(b, out, w);
+                        w = 0;
+                }
         }
+        buf_put(b, out, w);
 }
 
 static void q_put(buf_t *b, const char *s, size_t n) {
