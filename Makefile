@@ -59,6 +59,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libmeccd.a
 
 units: $(UNITS)
 
+# render-bench: CPU per email built, and a fingerprint of the bytes (tests/bench/render-bench.c)
+$(B)/render-bench: tests/bench/render-bench.c $(B)/libmeccd.a
+	$(CC) $(MECC_CFLAGS) $(CPPFLAGS) $(CFLAGS) -Isrc -MMD -MP -o $@ $< $(B)/libmeccd.a $(LIBS)
+render-bench: $(B)/render-bench
+
 deps:
 	sh contrib/install-deps.sh build
 
@@ -170,5 +175,5 @@ deb:
 clean:
 	rm -rf build build-asan build-fuzz meccd meccctl
 
-.PHONY: all units gen deps check check-asan check-system demo bench fuzz install uninstall deb clean FORCE
+.PHONY: all units render-bench gen deps check check-asan check-system demo bench fuzz install uninstall deb clean FORCE
 -include $(wildcard $(B)/*.d $(B)/tests/*.d)

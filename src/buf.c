@@ -50,9 +50,20 @@ static bool grow(buf_t *b, size_t n)
         return true;
 }
 
+/* Bytes (with the NUL) that fit without growing or passing the bound. */
+static size_t room(const buf_t *b)
+{
+        size_t r;
+
+        if (b->error || !b->data)
+                return 0;
+        r = b->alloc - b->len; /* at least 1: the NUL always has its place */
+        return r - 1 <= b->max - b->len ? r : b->max - b->len + 1;
+}
+
 void buf_put(buf_t *b, const void *p, size_t n)
 {
-        if (n == 0 || !grow(b, n))
+        if (n == 0 || (n >= room(b) && !grow(b, n)))
                 return;
         memcpy(b->data + b->len, p, n);
         b->len += n;
@@ -66,22 +77,36 @@ void buf_puts(buf_t *b, const char *s)
 
 void buf_putc(buf_t *b, char c)
 {
-        buf_put(b, &c, 1);
+        if (room(b) < 2 && !grow(b, 1))
+                return;
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
 }
 
+/* Formatted straight into the room there is; measured and formatted again only when it
+ * does not fit. */
 void buf_printf(buf_t *b, const char *fmt, ...)
 {
+        size_t r = room(b);
         va_list ap;
         int n;
 
         va_start(ap, fmt);
-        n = vsnprintf(NULL, 0, fmt, ap);
+        n = vsnprintf(r ? b->data + b->len : NULL, r, fmt, ap);
         va_end(ap);
         if (n < 0) {
+                if (r)
+                        b->data[b->len] = '\0';
                 if (!b->error)
                         b->error = -EINVAL;
                 return;
         }
+        if ((size_t) n < r) {
+                b->len += (size_t) n;
+                return;
+        }
+        if (r)
+                b->data[b->len] = '\0';
         if (n == 0 || !grow(b, (size_t) n))
                 return;
         va_start(ap, fmt);

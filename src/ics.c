@@ -327,6 +327,47 @@ static int64_t year_start_utc(int year) {
         return (int64_t) timegm(&tm);
 }
 
+/* Every email of a run writes the same VTIMEZONE: the last one written, for the zone (TZ),
+ * TZID and years it was written for. */
+static struct {
+        char tz[128], tzid[65];
+        int64_t from, to;
+        char text[4096];
+        size_t len; /* 0: nothing remembered */
+} vtz_memo;
+
+/* Whether the remembered block was the one for these, and written out. */
+static bool vtimezone_remembered(ics_t *c, const char *tzid, int64_t from, int64_t to) {
+        const char *tz = getenv("TZ");
+
+        if (vtz_memo.len == 0 || vtz_memo.from != from || vtz_memo.to != to ||
+            strcmp(vtz_memo.tz, tz ? tz : "") != 0 || strcmp(vtz_memo.tzid, tzid) != 0)
+                return false;
+        buf_put(&c->out, vtz_memo.text, vtz_memo.len);
+        return true;
+}
+
+/* Remember what was written to c->out since offset block, when it fits the memo. */
+static void vtimezone_remember(const ics_t *c, const char *tzid, int64_t from, int64_t to,
+                               size_t block) {
+        const char *tz = getenv("TZ");
+        size_t len;
+
+        vtz_memo.len = 0;
+        if (buf_error(&c->out) || buf_error(&c->line))
+                return;
+        len = buf_len(&c->out) - block;
+        if (len >= sizeof(vtz_memo.text) ||
+            strlen(tz ? tz : "") >= sizeof(vtz_memo.tz) || strlen(tzid) >= sizeof(vtz_memo.tzid))
+                return;
+        snprintf(vtz_memo.tz, sizeof(vtz_memo.tz), "%s", tz ? tz : "");
+        snprintf(vtz_memo.tzid, sizeof(vtz_memo.tzid), "%s", tzid);
+        memcpy(vtz_memo.text, buf_str(&c->out) + block, len);
+        vtz_memo.from = from;
+        vtz_memo.to = to;
+        vtz_memo.len = len;
+}
+
 /* The observances of the event's years and the year before: a calendar needs the one in
  * force at the event, and listing actual changes makes RRULEs unnecessary. */
 static int vtimezone(ics_t *c, const char *tzid, int64_t start, int64_t end) {
@@ -334,7 +375,7 @@ static int vtimezone(ics_t *c, const char *tzid, int64_t start, int64_t end) {
         zone_state_t initial;
         struct tm tm_start, tm_end, wall;
         int64_t from, to;
-        size_t n = 0;
+        size_t n = 0, block;
         int r;
 
         r = local_tm(start, &tm_start);
@@ -347,10 +388,13 @@ static int vtimezone(ics_t *c, const char *tzid, int64_t start, int64_t end) {
                 return -EINVAL;
         from = year_start_utc(tm_start.tm_year + 1900 - 1);
         to = year_start_utc(tm_end.tm_year + 1900 + 1);
+        if (vtimezone_remembered(c, tzid, from, to))
+                return 0;
         r = zone_changes(from, to, &initial, changes, &n);
         if (r < 0)
                 return r;
 
+        block = buf_len(&c->out);
         prop(c, "BEGIN:VTIMEZONE");
         buf_puts(&c->line, "TZID:");
         buf_puts(&c->line, tzid);
@@ -369,6 +413,7 @@ static int vtimezone(ics_t *c, const char *tzid, int64_t start, int64_t end) {
                            &changes[i].after);
         }
         prop(c, "END:VTIMEZONE");
+        vtimezone_remember(c, tzid, from, to, block);
         return 0;
 }
 

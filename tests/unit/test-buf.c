@@ -92,6 +92,32 @@ static void test_bound_is_sticky(void **state)
         buf_free(&b);
 }
 
+/* printf formats into the room it has: the bound holds there too, and a value that does
+ * not fit the room leaves what was there as it was */
+static void test_printf_keeps_the_bound(void **state)
+{
+        buf_t b = BUF_INIT(8);
+
+        (void) state;
+        buf_puts(&b, "1234");
+        buf_printf(&b, "%d", 5678); /* exactly the bound, in memory allocated for more */
+        assert_int_equal(buf_error(&b), 0);
+        assert_string_equal(buf_str(&b), "12345678");
+        buf_printf(&b, "%d", 9);
+        assert_int_equal(buf_error(&b), -E2BIG);
+        assert_string_equal(buf_str(&b), "");
+        buf_free(&b);
+
+        b = BUF_INIT(1 << 20);
+        buf_puts(&b, "head ");
+        buf_printf(&b, "%0300d|", 7); /* more than the first allocation: formatted twice */
+        assert_int_equal(buf_error(&b), 0);
+        assert_int_equal(buf_len(&b), 5 + 300 + 1);
+        assert_memory_equal(buf_str(&b), "head 000", 8);
+        assert_string_equal(buf_str(&b) + 5 + 299, "7|");
+        buf_free(&b);
+}
+
 static void test_reset_keeps_nothing_but_memory(void **state)
 {
         buf_t b = BUF_INIT(64);
@@ -113,6 +139,7 @@ int main(void)
                 cmocka_unit_test(test_empty_steal_is_a_string),
                 cmocka_unit_test(test_long_printf_and_growth),
                 cmocka_unit_test(test_bound_is_sticky),
+                cmocka_unit_test(test_printf_keeps_the_bound),
                 cmocka_unit_test(test_reset_keeps_nothing_but_memory),
         };
 

@@ -298,6 +298,53 @@ static void test_winter_event(void **state) {
         free(out);
 }
 
+/* The zone's block is remembered between calendars: what is remembered for one zone, TZID
+ * or year never shows in another's. */
+static void test_zone_block_follows_zone_and_year(void **state) {
+        ics_event_t e = base();
+        char *london, *again, *other, *later, *u;
+
+        (void) state;
+        set_zone("Europe/London");
+        london = build(&e);
+        again = build(&e);
+        assert_string_equal(london, again);
+        set_zone("America/New_York");
+        e.tzid = "America/New_York";
+        other = build(&e);
+        u = unfold(other);
+        assert_line(u, "TZID:America/New_York");
+        assert_line(u, "TZOFFSETTO:-0400");
+        assert_null(strstr(u, "Europe/London"));
+        free(u);
+        /* the same zone under another TZID is written again, not copied */
+        e.tzid = "US/Eastern";
+        free(again);
+        again = build(&e);
+        u = unfold(again);
+        assert_line(u, "TZID:US/Eastern");
+        assert_null(strstr(u, "TZID:America/New_York"));
+        free(u);
+        /* a later year has its own transitions */
+        set_zone("Europe/London");
+        e.tzid = "Europe/London";
+        e.start += 3 * 365 * 86400;
+        e.end += 3 * 365 * 86400;
+        later = build(&e);
+        u = unfold(later);
+        assert_null(strstr(u, "DTSTART:20260329T010000"));
+        assert_non_null(strstr(u, "DTSTART:20290325T010000"));
+        free(u);
+        e = base();
+        free(again);
+        again = build(&e);
+        assert_string_equal(london, again);
+        free(london);
+        free(again);
+        free(other);
+        free(later);
+}
+
 static void test_other_zones(void **state) {
         ics_event_t e = base();
         char *out, *u;
@@ -392,6 +439,7 @@ int main(void) {
                 cmocka_unit_test(test_london_2026_transitions),
                 cmocka_unit_test(test_winter_event),
                 cmocka_unit_test(test_other_zones),
+                cmocka_unit_test(test_zone_block_follows_zone_and_year),
                 cmocka_unit_test(test_utc),
                 cmocka_unit_test(test_rejects),
         };
