@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "ctl.h"
+#include "outbox.h"
 #include "smtp.h"
 
 static const struct option backup_opts[] = { { "force", no_argument, NULL, 'f' }, {} };
@@ -29,7 +30,7 @@ static int cmd_backup(ctl_t *x, int argc, char **argv)
                         force = true;
         if (optind != argc - 1)
                 return ctl_usage(x);
-        r = db_backup(x->db, argv[optind], force, &err);
+        r = outbox_backup(x->db, argv[optind], force, &err);
         if (r == 0 && !x->json)
                 printf("database %s backed up to %s (mode 0600)\n", x->cfg->database, argv[optind]);
         else if (r == 0)

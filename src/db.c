@@ -555,7 +555,25 @@ int db_meta_set(db_t *db, const char *key, const char *value)
 /* The copy is made in one step of the backup API, inside one read transaction: in WAL
  * mode the daemon and the website go on writing meanwhile, and the copy is the database
  * as it was at the step's start. */
-int db_backup(db_t *db, const char *path, bool force, char **ret_err)
+/* Run amend on the copy `to` through a db_t of its own (statements prepared for it). */
+static int amend_copy(sqlite3 *to, const db_t *src, int (*amend)(db_t *copy, void *userdata), void *userdata)
+{
+        db_t *copy = calloc(1, sizeof(*copy));
+        int r;
+
+        if (!copy)
+                return SQLITE_NOMEM;
+        copy->h = to;
+        copy->sender_fd = -1;
+        copy->instance = src->instance ? strdup(src->instance) : NULL;
+        r = amend(copy, userdata);
+        copy->h = NULL; /* the caller's: not closed here */
+        db_close(copy);
+        return r < 0 ? SQLITE_IOERR : SQLITE_OK;
+}
+
+int db_backup(db_t *db, const char *path, bool force, int (*amend)(db_t *copy, void *userdata),
+              void *userdata, char **ret_err)
 {
         sqlite3 *to = NULL;
         sqlite3_backup *b;
@@ -587,6 +605,8 @@ int db_backup(db_t *db, const char *path, bool force, char **ret_err)
                         rc = sqlite3_backup_finish(b) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK : rc;
                 }
         }
+        if (rc == SQLITE_OK && amend)
+                rc = amend_copy(to, db, amend, userdata);
         /* one self-contained file: no -wal beside it to copy as well */
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(to, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);

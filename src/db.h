@@ -61,8 +61,10 @@ int db_meta_set(db_t *db, const char *key, const char *value);
 char *db_meta_get(db_t *db, const char *key);
 /* A consistent copy of the database, made with SQLite's online backup API while others
  * write: a new file of mode 0600 at path. -EEXIST unless force when path exists; on any
- * failure nothing is left at path. *ret_err names the file and the cause. */
-int db_backup(db_t *db, const char *path, bool force, char **ret_err);
+ * failure nothing is left at path. *ret_err names the file and the cause. amend, unless
+ * NULL, may write to the copy before it is closed (outbox_backup()). */
+int db_backup(db_t *db, const char *path, bool force, int (*amend)(db_t *copy, void *userdata),
+              void *userdata, char **ret_err);
 /* SQLite's PRAGMA data_version: changes when another connection commits (cheap: no read
  * of the tables). -1 on error. */
 int64_t db_data_version(db_t *db);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -573,7 +574,8 @@ int outbox_unrecorded_open(db_t *db)
 
         if (!path)
                 return -ENOMEM;
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        /* as readable as the database: `meccctl backup` reads it */
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0660);
         if (fd < 0)
                 fd = -errno;
         free(path);
@@ -602,7 +604,15 @@ int outbox_unrecorded_append(int fd, const outbox_outcome_t *o)
 
 int outbox_unrecorded_clear(int fd)
 {
-        return ftruncate(fd, 0) < 0 ? -errno : 0;
+        int r = 0;
+
+        /* a backup reading it (outbox_backup()) holds a shared lock: empty it next time */
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? 0 : -errno;
+        if (ftruncate(fd, 0) < 0)
+                r = -errno;
+        (void) flock(fd, LOCK_UN);
+        return r;
 }
 
 int outbox_unrecorded_close(db_t *db, int fd)
@@ -686,21 +696,13 @@ static int parse_unrecorded(char *line, outbox_outcome_t *o)
         return 1;
 }
 
-/* Record the outcomes the file holds, then remove it. */
-static int replay_unrecorded(db_t *db)
+/* Record the outcomes a file of them holds, in one transaction. */
+static int replay_file(db_t *db, FILE *f)
 {
-        char *path = unrecorded_path(db), *line = NULL;
+        char *line = NULL;
         size_t cap = 0;
-        FILE *f;
-        int r = 0;
+        int r;
 
-        if (!path)
-                return -ENOMEM;
-        f = fopen(path, "re");
-        if (!f) {
-                r = errno == ENOENT ? 0 : -errno;
-                goto out;
-        }
         r = db_begin(db);
         while (r >= 0 && getline(&line, &cap, f) > 0) {
                 outbox_outcome_t o;
@@ -712,12 +714,55 @@ static int replay_unrecorded(db_t *db)
                 r = db_commit(db);
         if (r < 0)
                 db_rollback(db);
-        else if (unlink(path) < 0)
+        free(line);
+        return r;
+}
+
+/* Record the outcomes the file holds, then remove it. */
+static int replay_unrecorded(db_t *db)
+{
+        char *path = unrecorded_path(db);
+        FILE *f;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        f = fopen(path, "re");
+        if (!f) {
+                r = errno == ENOENT ? 0 : -errno;
+                goto out;
+        }
+        r = replay_file(db, f);
+        if (r >= 0 && unlink(path) < 0)
                 r = -errno;
         fclose(f);
 out:
-        free(line);
         free(path);
+        return r;
+}
+
+static int amend_backup(db_t *copy, void *userdata)
+{
+        return replay_file(copy, userdata);
+}
+
+int outbox_backup(db_t *db, const char *path, bool force, char **ret_err)
+{
+        char *held = unrecorded_path(db);
+        FILE *f = NULL;
+        int fd, r;
+
+        if (!held)
+                return -ENOMEM;
+        /* held from before the copy until it is amended, so that the sender cannot empty
+         * it of outcomes the copy does not have yet; without the daemon there is none */
+        fd = open(held, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0 && (flock(fd, LOCK_SH) < 0 || !(f = fdopen(fd, "r"))))
+                close(fd);
+        r = db_backup(db, path, force, f ? amend_backup : NULL, f, ret_err);
+        if (f)
+                fclose(f);
+        free(held);
         return r;
 }
 

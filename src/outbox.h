@@ -118,6 +118,10 @@ int outbox_unrecorded_close(db_t *db, int fd);
 /* The same for outcomes never appended (no file open): appended, fsynced, closed. */
 int outbox_save_unrecorded(db_t *db, const outbox_outcome_t *v, size_t n);
 
+/* db_backup() with the outcomes the sender has not yet recorded written into the copy: a
+ * backup taken while meccd sends holds every email sent before it as sent. */
+int outbox_backup(db_t *db, const char *path, bool force, char **ret_err);
+
 /* At start, with no other meccd on the database: the outcomes left unrecorded (above) are
  * recorded, and rows left claimed by a crash are due again now (they keep their
  * Message-ID). Returns the number of rows made due again. */

@@ -15,9 +15,12 @@
 #   BENCH_ADMIT_LIMIT=300 (seconds one admission run may take before it is stopped)
 #   BENCH_COST=5000 (emails counted under strace and the commit hook)
 # Where the scheduler puts the sink and its client changes both rates severalfold on a
-# virtual machine (a wake-up on another CPU is expensive there), and it is left to the
-# scheduler by default. BENCH_PIN=same puts smtp-sink, meccd and smtp-source on CPU 0;
-# BENCH_PIN=split puts smtp-sink on CPU 1 and its clients on CPU 0 (taskset).
+# virtual machine (a wake-up on another CPU is expensive there), so the comparisons with
+# smtp-source run twice, in two fixed placements (taskset): "split", smtp-sink on CPU 1
+# and its client (meccd or smtp-source) on CPU 0, as a relay on a machine of its own
+# would be; and "same", all on CPU 0, where every microsecond of CPU either side spends
+# counts. BENCH_PIN=split or BENCH_PIN=same runs one of them, BENCH_PIN=sched leaves the
+# placement to the scheduler.
 # MECCD_BUILD=DIR benchmarks another build (for instance an older commit's, built in its
 # own worktree): its binaries, and the templates and sources of the tree around DIR when
 # DIR/../etc/templates exists.
@@ -41,11 +44,12 @@ ADMIT_SIZES=${BENCH_ADMIT:-2000 20000 200000}
 ADMIT_LIMIT=${BENCH_ADMIT_LIMIT:-300}
 COST=${BENCH_COST:-5000}
 case "${BENCH_PIN:-}" in
-"") SINK_CPU="" CLIENT_CPU="" ;;
-same) SINK_CPU="taskset -c 0" CLIENT_CPU="taskset -c 0" ;;
-split) SINK_CPU="taskset -c 1" CLIENT_CPU="taskset -c 0" ;;
-*) echo "bench: BENCH_PIN is same, split or unset" >&2; exit 64 ;;
+"") PLACEMENTS="split same" ;;
+same | split | sched) PLACEMENTS=$BENCH_PIN ;;
+*) echo "bench: BENCH_PIN is split, same, sched or unset (both fixed placements)" >&2; exit 64 ;;
 esac
+[ "$(nproc)" -ge 2 ] || [ "$PLACEMENTS" = sched ] || { echo "bench: fixed placements need 2 CPUs (BENCH_PIN=sched)" >&2; exit 69; }
+SINK_CPU="" CLIENT_CPU=""
 NOW="2027-06-01 08:00Z"
 NOW_S=$(date -u -d "2027-06-01 08:00" +%s)
 
@@ -222,6 +226,26 @@ EOF
 }
 sink_up
 
+# place NAME: where the sink (running, or restarted) and its clients go from now on
+place() {
+        case "$1" in
+        same) sink_mask=0 CLIENT_CPU="taskset -c 0" ;;
+        split) sink_mask=1 CLIENT_CPU="taskset -c 0" ;;
+        sched) sink_mask=0-$(($(nproc) - 1)) CLIENT_CPU="" ;;
+        esac
+        SINK_CPU="taskset -c $sink_mask"
+        sink_up
+        taskset -p -c "$sink_mask" "$sink_pid" >/dev/null
+}
+# where: the placement in words, for the notes
+where() {
+        case "$1" in
+        same) echo "same: smtp-sink, meccd and smtp-source on CPU 0" ;;
+        split) echo "split: smtp-sink on CPU 1, meccd or smtp-source on CPU 0" ;;
+        sched) echo "sched: where the scheduler puts them" ;;
+        esac
+}
+
 # deliver TEMPLATE CONNECTIONS [env...]: copy the template database, run one `meccd --once`
 # against the sink, print "seconds sent peak_rss_kb total cpu_seconds", counting the sent
 # emails of kind $KIND (joining_link unless set). A run is stopped (gracefully) after
@@ -306,52 +330,65 @@ q "$W/queued.db" "UPDATE outbox SET next_attempt_at = created_at, attempts = 0, 
                   WHERE status = 'queued'" >/dev/null
 
 size=$(msg_size queued joining_link "$(q "$W/queued.db" "SELECT registration_id FROM outbox WHERE kind = 'joining_link' ORDER BY id LIMIT 1 OFFSET $((DELIVERY / 2))")")
-# each meccd run is followed by its smtp-source reference, so that both see the same load
-for f in d1 dq d4 s1 s4; do : >"$W/$f"; done
-lim1="" limq="" lim4=""
-i=0
-while [ $i -lt "$RUNS" ]; do
-        deliver due 1 >>"$W/d1"
-        source_once 1 "$size" "$DELIVERY" >>"$W/s1"
-        deliver queued 1 >>"$W/dq"
-        deliver due 4 >>"$W/d4"
-        source_once 4 "$size" "$DELIVERY" >>"$W/s4"
-        i=$((i + 1))
-        ! stopped "$W/d1" || lim1=" (stopped)"
-        ! stopped "$W/dq" || limq=" (stopped)"
-        ! stopped "$W/d4" || lim4=" (stopped)"
-        if [ -n "$lim1$limq$lim4" ]; then
-                note "Delivery of $DELIVERY joining links: a run stopped at its time limit; one run only."
-                LIMITED=1
-                break
-        fi
-done
-summary "$W/d1"
-rate1=$S_RATE
-summary "$W/dq"
-rateq=$S_RATE
-cpuq=$S_CPU
-summary "$W/d4"
-rate4=$S_RATE
-src1=$(median <"$W/s1")
-src4=$(median <"$W/s4")
-ratioq=$(calc %.2f "$rateq / $src1")
-ratio1=$(calc %.2f "$rate1 / $src1")
-ratio4=$(calc %.2f "$rate4 / $src4")
+# compare_delivery P: meccd against smtp-source in placement P (place P first)
+compare_delivery() {
+        P=$1
+        # each meccd run is followed by its smtp-source reference, so that both see the same load
+        for f in d1 dq d4 s1 s4; do : >"$W/$f"; done
+        lim1="" limq="" lim4=""
+        i=0
+        while [ $i -lt "$RUNS" ]; do
+                deliver due 1 >>"$W/d1"
+                source_once 1 "$size" "$DELIVERY" >>"$W/s1"
+                deliver queued 1 >>"$W/dq"
+                deliver due 4 >>"$W/d4"
+                source_once 4 "$size" "$DELIVERY" >>"$W/s4"
+                i=$((i + 1))
+                ! stopped "$W/d1" || lim1=" (stopped)"
+                ! stopped "$W/dq" || limq=" (stopped)"
+                ! stopped "$W/d4" || lim4=" (stopped)"
+                if [ -n "$lim1$limq$lim4" ]; then
+                        note "Delivery of $DELIVERY joining links: a run stopped at its time limit; one run only."
+                        LIMITED=1
+                        break
+                fi
+        done
+        summary "$W/d1"
+        rate1=$S_RATE
+        summary "$W/dq"
+        rateq=$S_RATE
+        cpuq=$S_CPU
+        summary "$W/d4"
+        rate4=$S_RATE
+        src1=$(median <"$W/s1")
+        src4=$(median <"$W/s4")
+        ratioq=$(calc %.2f "$rateq / $src1")
+        ratio1=$(calc %.2f "$rate1 / $src1")
+        ratio4=$(calc %.2f "$rate4 / $src4")
+        row "[$P] joining links, scan + delivery, 1 connection (msg/s)" "$(calc %.0f "$rate1")"
+        row "[$P] smtp-source -s 1 -d, $size bytes (msg/s)" "$(calc %.0f "$src1")"
+        row "[$P]   ratio, 1 connection" "$ratio1" ">= 0.9" "$(verdict "$ratio1 >= 0.9")$lim1"
+        row "[$P] joining links, scan + delivery, 4 connections (msg/s)" "$(calc %.0f "$rate4")"
+        row "[$P] smtp-source -s 4 -d, $size bytes (msg/s)" "$(calc %.0f "$src4")"
+        row "[$P]   ratio, 4 connections" "$ratio4" ">= 0.8" "$(verdict "$ratio4 >= 0.8")$lim4"
+        row "[$P] delivery only, pre-queued, 1 connection (msg/s)" "$(calc %.0f "$rateq")"
+        row "[$P]   ratio to smtp-source -s 1 -d" "$ratioq" ">= 0.6" "$(verdict "$ratioq >= 0.6")$limq"
+        row "[$P] meccd CPU per email, pre-queued (us, user + system)" "$(calc %.0f "${cpuq:-0}")"
+}
 note ""
 note "Delivery: $DELIVERY joining links (text, HTML and .ics; $size bytes each, meccctl preview)"
 note "  to smtp-sink on loopback, smtp.max_per_minute = 1000000, tls = \"none\"; smtp-source sends"
 note "  messages of the same size. Scan + delivery: scan, queue, render, MIME, SMTP, mark sent."
-note "  The scan that queues them all takes $scan_s s of it (relay down, nothing sent)."
-row "joining links, scan + delivery, 1 connection (msg/s)" "$(calc %.0f "$rate1")"
-row "smtp-source -s 1 -d, $size bytes (msg/s)" "$(calc %.0f "$src1")"
-row "  ratio, 1 connection" "$ratio1" ">= 0.9" "$(verdict "$ratio1 >= 0.9")$lim1"
-row "joining links, scan + delivery, 4 connections (msg/s)" "$(calc %.0f "$rate4")"
-row "smtp-source -s 4 -d, $size bytes (msg/s)" "$(calc %.0f "$src4")"
-row "  ratio, 4 connections" "$ratio4" ">= 0.8" "$(verdict "$ratio4 >= 0.8")$lim4"
-row "meccd delivery only, pre-queued, 1 connection (msg/s)" "$(calc %.0f "$rateq")"
-row "  ratio to smtp-source -s 1 -d" "$ratioq" ">= 0.6" "$(verdict "$ratioq >= 0.6")$limq"
-row "meccd CPU time per email, pre-queued (us, user + system)" "$(calc %.0f "${cpuq:-0}")"
+note "  The scan that queues them all takes $scan_s s of it (relay down, nothing sent). Each"
+note "  comparison runs in each placement ([P] in the table):"
+for P in $PLACEMENTS; do
+        note "    $(where "$P")"
+        place "$P"
+        compare_delivery "$P"
+done
+# the other measures: where BENCH_PIN says, else where the scheduler puts them
+REST=${BENCH_PIN:-sched}
+place "$REST"
 row "scan queueing $DELIVERY joining links (s)" "$scan_s"
 
 # ---- 3. end to end: new registrations admitted and emailed ----------------------------------
@@ -429,40 +466,60 @@ admit_e2e=$(awk -v n="$E2E" '$1 == n { print $2 }' "$W/admit")
 # the same messages as a real confirmation, from smtp-source, on 1 and 4 sessions; each
 # meccd run is followed by its reference, so that both see the same load
 csize=$(msg_size admitted confirmation $((E2E / 2)))
-KIND=confirmation
-LIMIT=$((60 + E2E / 400))
-: >"$W/e2e1"
-: >"$W/e2e4"
-: >"$W/src1c"
-: >"$W/src4c"
-e2e_lim=""
-i=0
-while [ $i -lt "$RUNS" ]; do
-        deliver "new$E2E" 1 >>"$W/e2e1"
-        source_once 1 "$csize" "$E2E" >>"$W/src1c"
-        deliver "new$E2E" 4 >>"$W/e2e4"
-        source_once 4 "$csize" "$E2E" >>"$W/src4c"
-        i=$((i + 1))
-        if stopped "$W/e2e1" || stopped "$W/e2e4"; then
-                note "end to end: a run stopped at its limit of $LIMIT s: one run only."
-                e2e_lim=" (stopped)"
-                LIMITED=1
-                break
-        fi
+
+# compare_e2e P: end to end against smtp-source in placement P (place P first)
+compare_e2e() {
+        P=$1
+        KIND=confirmation
+        LIMIT=$((60 + E2E / 400))
+        for f in e2e1 e2e4 src1c src4c; do : >"$W/$f"; done
+        e2e_lim=""
+        i=0
+        while [ $i -lt "$RUNS" ]; do
+                deliver "new$E2E" 1 >>"$W/e2e1"
+                source_once 1 "$csize" "$E2E" >>"$W/src1c"
+                deliver "new$E2E" 4 >>"$W/e2e4"
+                source_once 4 "$csize" "$E2E" >>"$W/src4c"
+                i=$((i + 1))
+                if stopped "$W/e2e1" || stopped "$W/e2e4"; then
+                        note "end to end [$P]: a run stopped at its limit of $LIMIT s: one run only."
+                        e2e_lim=" (stopped)"
+                        LIMITED=1
+                        break
+                fi
+        done
+        KIND=joining_link
+        LIMIT=""
+        e2e1=$(awk '{ print $2 / $1 }' "$W/e2e1" | median)
+        e2e4=$(awk '{ print $2 / $1 }' "$W/e2e4" | median)
+        e2e1_s=$(awk '{ print $1 }' "$W/e2e1" | median)
+        rss_=$(cat "$W/e2e1" "$W/e2e4" | awk '{ print $3 }' | sort -n | tail -n 1)
+        [ "$rss_" -le "${e2e_rss:-0}" ] || e2e_rss=$rss_
+        cpu_=$(awk '$2 > 0 { print $5 / $2 * 1e6 }' "$W/e2e1" | median)
+        e2e_cpu="$e2e_cpu $(calc %.0f "${cpu_:-0}") [$P]"
+        s1c=$(median <"$W/src1c")
+        s4c=$(median <"$W/src4c")
+        r_e2e1=$(calc %.2f "$e2e1 / $s1c")
+        r_e2e4=$(calc %.2f "$e2e4 / $s4c")
+        r_e2e41=$(calc %.2f "$e2e4 / $e2e1")
+        after1=$(calc %.0f "$E2E / ($e2e1_s - $admit_e2e)")
+        row "[$P] end to end, $E2E registrations, 1 connection (emails/s)" "$(calc %.0f "$e2e1")"
+        row "[$P] smtp-source -s 1 -d, $csize bytes (msg/s)" "$(calc %.0f "$s1c")"
+        row "[$P]   end to end / smtp-source, 1 connection" "$r_e2e1" ">= 0.5" "$(verdict "$r_e2e1 >= 0.5")$e2e_lim"
+        row "[$P] end to end, $E2E registrations, 4 connections (emails/s)" "$(calc %.0f "$e2e4")"
+        row "[$P] smtp-source -s 4 -d, $csize bytes (msg/s)" "$(calc %.0f "$s4c")"
+        row "[$P]   end to end / smtp-source, 4 connections" "$r_e2e4"
+        row "[$P]   end to end, 4 connections / 1 connection" "$r_e2e41" ">= 1.5" "$(verdict "$r_e2e41 >= 1.5")$e2e_lim"
+        row "[$P]   delivery after admission, 1 connection (emails/s)" "$after1"
+}
+e2e_rss=0
+e2e_cpu=""
+for P in $PLACEMENTS; do
+        place "$P"
+        compare_e2e "$P"
 done
-KIND=joining_link
-LIMIT=""
-e2e1=$(awk '{ print $2 / $1 }' "$W/e2e1" | median)
-e2e4=$(awk '{ print $2 / $1 }' "$W/e2e4" | median)
-e2e1_s=$(awk '{ print $1 }' "$W/e2e1" | median)
-e2e_rss=$(cat "$W/e2e1" "$W/e2e4" | awk '{ print $3 }' | sort -n | tail -n 1)
-e2e_cpu=$(awk '$2 > 0 { print $5 / $2 * 1e6 }' "$W/e2e1" | median)
-s1c=$(median <"$W/src1c")
-s4c=$(median <"$W/src4c")
-r_e2e1=$(calc %.2f "$e2e1 / $s1c")
-r_e2e4=$(calc %.2f "$e2e4 / $s4c")
-r_e2e41=$(calc %.2f "$e2e4 / $e2e1")
-after1=$(calc %.0f "$E2E / ($e2e1_s - $admit_e2e)")
+place "$REST"
+row "end to end: admission alone, relay down (s)" "$(calc %.2f "$admit_e2e")"
 note ""
 note "End to end: $E2E new registrations on one open session (inserted with sqlite3, as the"
 note "  website would; capacity $E2E), one meccd --once at NOW: admit, queue, render, MIME,"
@@ -470,16 +527,7 @@ note "  SMTP to smtp-sink, record. Confirmations of $csize bytes (meccctl previe
 note "  sends as many messages of that size, each run right after meccd's. Admission alone is"
 note "  meccd --once with the relay down (a closed port): it admits them all, queues, finds the"
 note "  relay closed and exits. Peak RSS of the end-to-end runs $(calc %.1f "$e2e_rss / 1024") MiB; CPU"
-note "  $(calc %.0f "${e2e_cpu:-0}") us per email (user + system, 1 connection, admission included)."
-row "end to end, $E2E registrations, 1 connection (emails/s)" "$(calc %.0f "$e2e1")"
-row "smtp-source -s 1 -d, $csize bytes (msg/s)" "$(calc %.0f "$s1c")"
-row "  end to end / smtp-source, 1 connection" "$r_e2e1" ">= 0.5" "$(verdict "$r_e2e1 >= 0.5")$e2e_lim"
-row "end to end, $E2E registrations, 4 connections (emails/s)" "$(calc %.0f "$e2e4")"
-row "smtp-source -s 4 -d, $csize bytes (msg/s)" "$(calc %.0f "$s4c")"
-row "  end to end / smtp-source, 4 connections" "$r_e2e4"
-row "  end to end, 4 connections / 1 connection" "$r_e2e41" ">= 1.5" "$(verdict "$r_e2e41 >= 1.5")$e2e_lim"
-row "  of which admission alone, relay down (s)" "$(calc %.2f "$admit_e2e")"
-row "  delivery after admission, 1 connection (emails/s)" "$after1"
+note "  per email (user + system, 1 connection, admission included):$e2e_cpu us."
 
 note ""
 note "Admission alone (relay down), one session, median of $RUNS runs; per registration: the"
@@ -663,7 +711,7 @@ sink_pid=""
 
 {
         echo "meccd benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo '?')$([ "$SRC" = "$top" ] || echo " (build $B_ORIG; bench from $(git -C "$top" describe --always --dirty 2>/dev/null || echo '?'))")"
-        echo "$(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), SQLite $(sqlite3 --version | cut -d' ' -f1), $(curl-config --version 2>/dev/null || echo libcurl); CPUs: ${BENCH_PIN:-as the scheduler puts them}"
+        echo "$(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), SQLite $(sqlite3 --version | cut -d' ' -f1), $(curl-config --version 2>/dev/null || echo libcurl); comparisons with smtp-source placed: $PLACEMENTS; the rest: $REST"
         echo
         printf '%-58s %16s  %-12s %s\n' "measure" "value" "target" "verdict"
         cat "$W/table"

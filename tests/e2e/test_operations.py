@@ -240,6 +240,7 @@ def test_backup_while_sending_then_restore_sends_nothing_twice(env):
         d = start_daemon(env)
         try:
             wait_for("sending to start", lambda: len(srv.handler.messages) >= 10, 30, d)
+            before = {str(m["msg"]["Message-ID"]).strip() for m in srv.handler.messages}
             p = env.ctl("backup", backup)
             assert backup in p.stdout, p.stdout
             wait_for("every email sent", lambda: env.sql(
@@ -269,6 +270,9 @@ def test_backup_while_sending_then_restore_sends_nothing_twice(env):
     sent_in_backup = {r[0] for r in env.sql(
         "SELECT message_id FROM outbox WHERE status = 'sent'")}
     assert sent_in_backup, "the backup was taken before anything was sent"
+    # what the relay had taken before the backup began is sent in it (but for a message a
+    # connection whose reply may still have been on its way: two connections)
+    assert len(before - sent_in_backup) <= 2, (len(before), len(before - sent_in_backup))
     assert len(sent_in_backup) < len(addrs), "the backup was taken after everything was sent"
     with Server(Recorder()) as srv2:
         point(env, srv2.port)
