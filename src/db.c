@@ -23,6 +23,7 @@ struct db {
         char *path;
         char *instance;
         int sender_fd;      /* the sender's lock, or -1 */
+        bool sync_full;     /* synchronous=FULL: commits survive a power cut */
         struct {
                 const char *sql;
                 sqlite3_stmt *st;
@@ -304,7 +305,8 @@ int db_open(const char *path, db_t **ret, char **ret_err)
         /* NORMAL is durable across process crashes in WAL mode; see the README. FULL
          * (MECCD_SYNCHRONOUS=FULL) also survives power loss, at the cost measured there. */
         mode = getenv("MECCD_SYNCHRONOUS");
-        r = exec(db, mode && strcasecmp(mode, "FULL") == 0
+        db->sync_full = mode && strcasecmp(mode, "FULL") == 0;
+        r = exec(db, db->sync_full
                      ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON"
                      : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
         if (r < 0)
@@ -460,6 +462,11 @@ void db_set_busy_timeout(db_t *db, int ms)
 const char *db_path(const db_t *db)
 {
         return db->path;
+}
+
+bool db_sync_full(const db_t *db)
+{
+        return db->sync_full;
 }
 
 const char *db_instance(const db_t *db)

@@ -31,6 +31,9 @@ int db_lock_sender(db_t *db);
  * loop keeps it short and comes back on a timer; meccctl can afford to wait. */
 void db_set_busy_timeout(db_t *db, int ms);
 const char *db_path(const db_t *db);
+/* Whether commits are flushed to disk (MECCD_SYNCHRONOUS=FULL), as what stands in for
+ * them must then be too. */
+bool db_sync_full(const db_t *db);
 /* This database's own id, for Message-IDs and calendar UIDs ("0" for a copy). */
 const char *db_instance(const db_t *db);
 const char *db_errmsg(db_t *db);

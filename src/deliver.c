@@ -403,12 +403,22 @@ static void later(deliver_t *d)
         (void) sd_event_source_set_enabled(d->later, SD_EVENT_ONESHOT);
 }
 
+static int write_down(deliver_t *d, const outbox_outcome_t *o)
+{
+        int r = outbox_unrecorded_append(d->unrecorded_fd, o);
+
+        /* with synchronous=FULL a power cut must not undo it either */
+        if (r >= 0 && db_sync_full(d->db) && fdatasync(d->unrecorded_fd) < 0)
+                r = -errno;
+        return r;
+}
+
 /* An outcome is written down at once (beside the database), recorded with the next claim. */
 static void note_outcome(deliver_t *d, outbox_outcome_t o)
 {
         int r;
 
-        if (d->unrecorded_fd >= 0 && (r = outbox_unrecorded_append(d->unrecorded_fd, &o)) < 0) {
+        if (d->unrecorded_fd >= 0 && (r = write_down(d, &o)) < 0) {
                 log_msg(LOG_WARNING, "cannot write down a delivery outcome beside the database (%s):"
                         " each is now recorded in the database before another email goes", strerror(-r));
                 (void) close(d->unrecorded_fd);
