@@ -353,9 +353,10 @@ static const char SQL_CLAIM[] =
         " RETURNING id, session_id, ifnull(registration_id, 0), kind, occasion, recipient,"
         "   message_id, attempts, first_attempt_at, next_attempt_at";
 
-static int record_one(db_t *db, const outbox_outcome_t *o)
+/* An outcome through sql, SQL_RECORD or a statement with the same parameters. */
+static int step_outcome(db_t *db, const char *sql, const outbox_outcome_t *o)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_RECORD);
+        sqlite3_stmt *st = db_stmt(db, sql);
 
         if (!st)
                 return -EIO;
@@ -366,6 +367,11 @@ static int record_one(db_t *db, const outbox_outcome_t *o)
         db_bind_time(st, 5, o->status == MAIL_QUEUED ? o->at : 0);
         db_bind_text(st, 6, o->error);
         return db_step_done(st);
+}
+
+static int record_one(db_t *db, const outbox_outcome_t *o)
+{
+        return step_outcome(db, SQL_RECORD, o);
 }
 
 void outbox_log(int prio, const char *mid, const outbox_row_t *w, const char *what, const char *why)
@@ -658,18 +664,8 @@ static const char SQL_REPLAY[] =
 
 static int replay_one(db_t *db, const outbox_outcome_t *o)
 {
-        sqlite3_stmt *st = db_stmt(db, SQL_REPLAY);
-        int r;
+        int r = step_outcome(db, SQL_REPLAY, o);
 
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, o->id);
-        sqlite3_bind_text(st, 2, mail_status_to_string(o->status), -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, o->attempted);
-        db_bind_time(st, 4, o->status == MAIL_SENT ? o->at : 0);
-        db_bind_time(st, 5, o->status == MAIL_QUEUED ? o->at : 0);
-        db_bind_text(st, 6, o->error);
-        r = db_step_done(st);
         if (r >= 0 && sqlite3_changes(db_handle(db)) > 0 && o->unreachable)
                 r = outbox_mark_unreachable(db, o->unreachable, o->error, o->at);
         return r < 0 ? r : 0;
