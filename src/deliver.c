@@ -15,7 +15,6 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "builder.h"
 #include "clock.h"
 #include "deliver.h"
 #include "journal.h"
@@ -23,10 +22,8 @@
 #include "smtp.h"
 
 /* Rows claimed per transaction: enough to amortise the commit, few enough that what is
- * rendered at the claim is still true when it goes. The next batch is claimed (and
- * rendered on the builder's thread) once this few are left to send. */
+ * rendered at the claim is still true when it goes. */
 #define DELIVER_BATCH 32
-#define DELIVER_PREFETCH_AT (DELIVER_BATCH / 2)
 /* Outcomes wait at most this long for the database, so that `meccctl status` stays current
  * when a slow relay takes a batch a message at a time. */
 #define DELIVER_RECORD_USEC USEC_PER_SEC
@@ -52,9 +49,6 @@ struct deliver {
         void (*idle_fn)(void *);
         void *idle_data;
         outbox_row_t *ready;    /* claimed and rendered, waiting for a connection */
-        size_t n_ready;
-        bool drained;           /* the last claim found fewer due rows than it asked for */
-        builder_t *builder;     /* renders claimed rows off the loop; NULL: the claim renders */
         outbox_row_t *flying;   /* handed to SMTP */
         outbox_outcome_t *done; /* outcomes not yet recorded */
         size_t n_done, cap_done;
@@ -68,7 +62,6 @@ struct deliver {
 };
 
 static void pump(deliver_t *d);
-static void on_built(void *userdata);
 
 /* text NULL: things work (a message went). The time is only recorded with a new text. */
 static void set_problem(deliver_t *d, const char *text)
@@ -135,8 +128,6 @@ deliver_t *deliver_new(db_t *db, const config_t *c, const templates_t *t, sd_eve
         if (d->unrecorded_fd < 0)
                 log_msg(LOG_WARNING, "cannot open the file for delivery outcomes beside the database (%s):"
                         " each is recorded in the database before another email goes", strerror(-d->unrecorded_fd));
-        if (builder_new(e, on_built, d, &d->builder) < 0)
-                log_msg(LOG_WARNING, "cannot start the thread that renders emails: the loop renders them");
         /* idle priority: completions that arrive together are recorded together */
         if (sd_event_add_defer(e, &d->later, on_later, d) < 0 ||
             sd_event_source_set_priority(d->later, SD_EVENT_PRIORITY_IDLE) < 0 ||
@@ -181,7 +172,6 @@ deliver_t *deliver_free(deliver_t *d)
                 return NULL;
         smtp_pool_free(d->pool);
         /* rows in flight or claimed stay marked as sending: the next start retries them */
-        builder_free(d->builder);
         free_list(d->flying);
         free_list(d->ready);
         (void) save_unrecorded(d);
@@ -197,15 +187,8 @@ deliver_t *deliver_free(deliver_t *d)
         return NULL;
 }
 
-void deliver_pause(deliver_t *d)
-{
-        if (d->builder)
-                builder_wait(d->builder);
-}
-
 void deliver_reconfigure(deliver_t *d, const config_t *c, const templates_t *t)
 {
-        deliver_pause(d); /* what is rendering reads the old settings */
         d->c = c;
         d->t = t;
         d->rebuild = true;
@@ -235,8 +218,7 @@ static bool enabled(sd_event_source *s)
 
 bool deliver_busy(const deliver_t *d)
 {
-        /* a batch on the builder comes back, to be sent or given back */
-        return deliver_in_flight(d) > 0 || d->n_done > 0 || (d->builder && builder_busy(d->builder)) ||
+        return deliver_in_flight(d) > 0 || d->n_done > 0 ||
                (!d->stopping && (d->ready || enabled(d->wake) || enabled(d->later)));
 }
 
@@ -413,11 +395,19 @@ static int write_down(deliver_t *d, const outbox_outcome_t *o)
         return r;
 }
 
-/* An outcome is written down at once (beside the database), recorded with the next claim. */
-static void note_outcome(deliver_t *d, outbox_outcome_t o)
+static void on_sent(void *userdata, const smtp_result_t *res)
 {
+        outbox_row_t *w = userdata, **pp;
+        deliver_t *d = w->userdata;
+        outbox_outcome_t o;
         int r;
 
+        for (pp = &d->flying; *pp && *pp != w; pp = &(*pp)->next)
+                ;
+        if (*pp)
+                *pp = w->next;
+        o = judge(d, w, res, clock_now());
+        /* written down at once (beside the database), recorded with the next claim */
         if (d->unrecorded_fd >= 0 && (r = write_down(d, &o)) < 0) {
                 log_msg(LOG_WARNING, "cannot write down a delivery outcome beside the database (%s):"
                         " each is now recorded in the database before another email goes", strerror(-r));
@@ -431,56 +421,8 @@ static void note_outcome(deliver_t *d, outbox_outcome_t o)
         /* without memory the row stays marked as sending: retried at the next start */
         if (add_done(d, o) < 0)
                 outbox_outcome_clear(&o);
-}
-
-static void on_sent(void *userdata, const smtp_result_t *res)
-{
-        outbox_row_t *w = userdata, **pp;
-        deliver_t *d = w->userdata;
-
-        for (pp = &d->flying; *pp && *pp != w; pp = &(*pp)->next)
-                ;
-        if (*pp)
-                *pp = w->next;
-        note_outcome(d, judge(d, w, res, clock_now()));
         outbox_row_free(w);
         later(d);
-}
-
-/* A rendered batch is back from the builder: rows to send, and those that could not be
- * built (failed, as when the claim renders). */
-static void take_rendered(deliver_t *d, outbox_row_t *rows)
-{
-        outbox_row_t **tail;
-
-        for (tail = &d->ready; *tail; tail = &(*tail)->next)
-                ;
-        while (rows) {
-                outbox_row_t *w = rows;
-
-                rows = w->next;
-                w->next = NULL;
-                if (w->body) {
-                        *tail = w;
-                        tail = &w->next;
-                        d->n_ready++;
-                        continue;
-                }
-                d->stats.failed++;
-                outbox_log(LOG_ERR, MID_MAIL_FAILED, w, "cannot be built", w->error);
-                note_outcome(d, (outbox_outcome_t) { .id = w->id, .status = MAIL_FAILED, .at = clock_now(),
-                                                     .error = w->error });
-                w->error = NULL;
-                outbox_row_free(w);
-        }
-}
-
-static void on_built(void *userdata)
-{
-        deliver_t *d = userdata;
-
-        take_rendered(d, builder_take(d->builder));
-        pump(d);
 }
 
 /* Whether the outcomes known must go to the database now, rather than with the next claim
@@ -509,18 +451,16 @@ static int settle(deliver_t *d, size_t max)
 {
         outbox_claim_stats_t cs = { 0 };
         outbox_row_t *rows = NULL, **tail;
-        /* ready holds a batch and what was left of the one before */
-        int64_t release[2 * DELIVER_BATCH];
+        int64_t release[DELIVER_BATCH];
         /* at stop, or with the relay down, what was claimed goes back: rendered again
          * when it is next claimed, it says what is true then */
         bool give_back = d->stopping || d->stats.server_down;
-        size_t n_release = give_back ? ready_ids(d, release, 2 * DELIVER_BATCH) : 0, n = 0;
-        bool gather = d->builder && max > 0;
+        size_t n_release = give_back ? ready_ids(d, release, DELIVER_BATCH) : 0;
         int r;
 
         if (d->n_done == 0 && n_release == 0 && max == 0)
                 return 0;
-        r = outbox_claim(d->db, d->c, d->t, clock_now(), max, gather, d->done, d->n_done, release,
+        r = outbox_claim(d->db, d->c, d->t, clock_now(), max, d->done, d->n_done, release,
                          n_release, &rows, &cs);
         if (r < 0)
                 return r;
@@ -538,41 +478,14 @@ static int settle(deliver_t *d, size_t max)
                 outbox_row_t *w = d->ready;
 
                 d->ready = w->next;
-                d->n_ready--;
                 outbox_row_free(w);
         }
         d->stats.expired += cs.expired;
         d->stats.failed += cs.failed;
-        for (outbox_row_t *w = rows; w; w = w->next)
-                n++;
-        d->tokens -= (double) n;
-        d->drained = n < max;
-        if (gather) {
-                /* rendered on the builder's thread, or here should it refuse */
-                if (rows && builder_submit(d->builder, rows) < 0) {
-                        builder_render(rows);
-                        take_rendered(d, rows);
-                }
-                return 0;
-        }
         for (tail = &d->ready; *tail; tail = &(*tail)->next)
                 ;
         *tail = rows;
-        d->n_ready += n;
         return 0;
-}
-
-/* Claim the next batch while this one goes, so that the builder renders it meanwhile. */
-static int prefetch(deliver_t *d)
-{
-        size_t allowed;
-
-        if (!d->builder || d->drained || d->n_ready > DELIVER_PREFETCH_AT || builder_busy(d->builder))
-                return 0;
-        allowed = tokens(d);
-        if (allowed == 0)
-                return 0;
-        return settle(d, allowed < DELIVER_BATCH ? allowed : DELIVER_BATCH);
 }
 
 static int submit(deliver_t *d, outbox_row_t *w)
@@ -611,8 +524,6 @@ static int fill(deliver_t *d)
                 if (free_slots == 0)
                         return 0;
                 if (!d->ready) {
-                        if (d->builder && builder_busy(d->builder))
-                                return 0; /* the batch comes back rendered: on_built() */
                         allowed = tokens(d);
                         if (allowed == 0) {
                                 if ((r = outbox_any_due(d->db, clock_now())) > 0)
@@ -622,13 +533,14 @@ static int fill(deliver_t *d)
                         r = settle(d, allowed < DELIVER_BATCH ? allowed : DELIVER_BATCH);
                         if (r < 0 || !d->ready)
                                 return r;
+                        for (outbox_row_t *p = d->ready; p; p = p->next)
+                                d->tokens -= 1.0;
                 } else if (record_now(d) && (r = settle(d, 0)) < 0)
                         return r;
                 w = d->ready;
                 d->ready = w->next;
-                d->n_ready--;
                 w->next = NULL;
-                if ((r = submit(d, w)) < 0 || (r = prefetch(d)) < 0)
+                if ((r = submit(d, w)) < 0)
                         return r;
         }
         return 0;
@@ -661,6 +573,5 @@ static void pump(deliver_t *d)
 void deliver_kick(deliver_t *d)
 {
         d->stats.server_down = false;
-        d->drained = false;
         pump(d);
 }

@@ -23,9 +23,6 @@ deliver_t *deliver_new(db_t *db, const config_t *c, const templates_t *t, sd_eve
  * database would not take are saved beside it (outbox_save_unrecorded()). */
 deliver_t *deliver_free(deliver_t *d);
 
-/* Before a reload: wait for the emails being rendered (they read the settings and the
- * time zone). */
-void deliver_pause(deliver_t *d);
 /* New settings after a reload; connections are rebuilt once the current ones are idle. */
 void deliver_reconfigure(deliver_t *d, const config_t *c, const templates_t *t);
 

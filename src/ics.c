@@ -223,11 +223,10 @@ static int zone_bisect(int64_t lo, int64_t hi, const zone_state_t *old, int64_t 
 static int zone_walk(int64_t from, int64_t to, zone_state_t *ret_initial,
                      zone_change_t *changes, size_t *ret_n);
 
-/* Every email of a run asks about the same zone and years: remember the last answer (per
- * thread: emails are rendered off the loop too). */
+/* Every email of a run asks about the same zone and years: remember the last answer. */
 static int zone_changes(int64_t from, int64_t to, zone_state_t *ret_initial,
                         zone_change_t *changes, size_t *ret_n) {
-        static _Thread_local struct {
+        static struct {
                 bool valid;
                 char tz[128];
                 int64_t from, to;
@@ -329,8 +328,8 @@ static int64_t year_start_utc(int year) {
 }
 
 /* Every email of a run writes the same VTIMEZONE: the last one written, for the zone (TZ),
- * TZID and years it was written for (per thread, as above). */
-static _Thread_local struct {
+ * TZID and years it was written for. */
+static struct {
         char tz[128], tzid[65];
         int64_t from, to;
         char text[4096];

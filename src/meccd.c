@@ -312,7 +312,6 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         (void) si;
         (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading the configuration",
                           clock_monotonic());
-        deliver_pause(d->deliver); /* loading sets the time zone that rendering reads */
         if (load(d->config_path, MID_RELOAD_FAILED, &cfg, &tpl) < 0) {
                 /* load() logged the file, line and option; the old settings stay */
                 notify_status(d, "READY=1\n");

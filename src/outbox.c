@@ -182,139 +182,64 @@ static int load_next(db_t *db, const config_t *c, const session_t *s, int64_t no
         return 0;
 }
 
-/* What one email speaks of, gathered from the database: rendering it reads nothing else,
- * and may happen on another thread. */
-struct outbox_job {
-        const config_t *c;
-        const templates_t *t;
-        mail_key_t key;           /* its strings are the job's own */
-        int64_t now;
-        session_t s;
-        registration_t g;
-        registration_t *roster;
-        session_t *next;
-        mail_unreachable_t *unreachable;
-        char *instance;
-        mail_data_t d;
-};
-
-outbox_job_t *outbox_job_free(outbox_job_t *j)
-{
-        if (!j)
-                return NULL;
-        mail_unreachable_free(j->unreachable, j->d.n_unreachable);
-        registrations_free(j->roster, j->d.n_roster);
-        sessions_free(j->next, j->d.n_next);
-        registration_clear(&j->g);
-        session_clear(&j->s);
-        free((char *) j->key.occasion);
-        free((char *) j->key.recipient);
-        free((char *) j->key.message_id);
-        free(j->instance);
-        free(j);
-        return NULL;
-}
-
-static int job_new(const mail_key_t *key, int64_t now, outbox_job_t **ret)
-{
-        outbox_job_t *j = calloc(1, sizeof(*j));
-
-        if (!j)
-                return -ENOMEM;
-        j->key = (mail_key_t) { key->kind, NULL, key->session_id, key->registration_id, NULL, NULL };
-        j->now = now;
-        j->d.session = &j->s;
-        if ((key->occasion && !(j->key.occasion = strdup(key->occasion))) ||
-            (key->recipient && !(j->key.recipient = strdup(key->recipient))) ||
-            (key->message_id && !(j->key.message_id = strdup(key->message_id)))) {
-                outbox_job_free(j);
-                return -ENOMEM;
-        }
-        *ret = j;
-        return 0;
-}
-
-int outbox_gather(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
-                  int64_t now, outbox_job_t **ret, char **ret_err)
+int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
+                 int64_t now, char **ret, size_t *ret_size, char **ret_err)
 {
         const kind_info_t *info = kind_info(key->kind);
-        outbox_job_t *j = NULL;
+        session_t s = { 0 }, *next = NULL;
+        registration_t g = { 0 }, *roster = NULL;
+        mail_unreachable_t *unreachable = NULL;
+        mail_data_t d = { .session = &s };
         int64_t from, to;
         int r;
 
         if (!info)
                 return -EINVAL;
-        if ((r = job_new(key, now, &j)) < 0)
-                return r;
-        r = db_session_get_plain(db, key->session_id, &j->s);
-        if (r <= 0) {
-                r = r < 0 ? r : -ENOENT;
-                goto fail;
-        }
+        r = db_session_get_plain(db, key->session_id, &s);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         /* the session's course: its settings and its templates (SPEC 11); the
          * coordinators' list spans every course, and is the programme's */
         if (key->kind != KIND_UNREACHABLE) {
-                c = config_settings(c, j->s.course);
-                t = c ? templates_for(t, j->s.course) : NULL;
+                c = config_settings(c, s.course);
+                t = c ? templates_for(t, s.course) : NULL;
         }
         if (!c || !t) {
-                if (ret_err && asprintf(ret_err, "the session's course \"%s\" is not configured", j->s.course) < 0)
+                if (ret_err && asprintf(ret_err, "the session's course \"%s\" is not configured", s.course) < 0)
                         *ret_err = NULL;
                 r = -EINVAL;
-                goto fail;
+                goto out;
         }
-        j->c = c;
-        j->t = t;
-        if (render_needs_counts(t, key->kind) && (r = db_session_count(db, &j->s)) < 0)
-                goto fail;
+        if (render_needs_counts(t, key->kind) && (r = db_session_count(db, &s)) < 0)
+                goto out;
         if (key->registration_id) {
-                r = db_registration_get(db, key->registration_id, &j->g);
+                r = db_registration_get(db, key->registration_id, &g);
                 if (r <= 0) {
                         r = r < 0 ? r : -ENOENT;
-                        goto fail;
+                        goto out;
                 }
-                j->d.registration = &j->g;
+                d.registration = &g;
         }
         if ((key->kind == KIND_ROSTER || key->kind == KIND_ATTENDANCE_REQUEST) &&
-            (r = db_session_booked(db, j->s.id, &j->roster, &j->d.n_roster)) < 0)
-                goto fail;
-        if (info->next_sessions && (r = load_next(db, c, &j->s, now, &j->next, &j->d.n_next)) < 0)
-                goto fail;
+            (r = db_session_booked(db, s.id, &roster, &d.n_roster)) < 0)
+                goto out;
+        if (info->next_sessions && (r = load_next(db, c, &s, now, &next, &d.n_next)) < 0)
+                goto out;
         if (key->kind == KIND_UNREACHABLE &&
             ((r = outbox_unreachable_day(key->occasion, &from, &to)) < 0 ||
-             (r = outbox_unreachable_list(db, from, to, &j->unreachable, &j->d.n_unreachable)) < 0))
-                goto fail;
-        if (db_instance(db) && !(j->instance = strdup(db_instance(db)))) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        j->d.unreachable = j->unreachable;
-        j->d.roster = j->roster;
-        j->d.next = j->next;
-        j->d.instance = j->instance;
-        *ret = j;
-        return 0;
-fail:
-        outbox_job_free(j);
-        return r;
-}
-
-int outbox_job_render(const outbox_job_t *j, char **ret, size_t *ret_size, char **ret_err)
-{
-        return render_mail(j->c, j->t, &j->key, &j->d, j->now, ret, ret_size, ret_err);
-}
-
-int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
-                 int64_t now, char **ret, size_t *ret_size, char **ret_err)
-{
-        outbox_job_t *j = NULL;
-        int r;
-
-        r = outbox_gather(db, c, t, key, now, &j, ret_err);
-        if (r < 0)
-                return r;
-        r = outbox_job_render(j, ret, ret_size, ret_err);
-        outbox_job_free(j);
+             (r = outbox_unreachable_list(db, from, to, &unreachable, &d.n_unreachable)) < 0))
+                goto out;
+        d.unreachable = unreachable;
+        d.roster = roster;
+        d.next = next;
+        d.instance = db_instance(db);
+        r = render_mail(c, t, key, &d, now, ret, ret_size, ret_err);
+out:
+        mail_unreachable_free(unreachable, d.n_unreachable);
+        registrations_free(roster, d.n_roster);
+        sessions_free(next, d.n_next);
+        registration_clear(&g);
+        session_clear(&s);
         return r;
 }
 
@@ -327,8 +252,6 @@ outbox_row_t *outbox_row_free(outbox_row_t *w)
         free(w->recipient);
         free(w->message_id);
         free(w->body);
-        free(w->error);
-        outbox_job_free(w->job);
         free(w);
         return NULL;
 }
@@ -407,9 +330,8 @@ static int settle(db_t *db, const outbox_row_t *w, const char *why, outbox_claim
         return r < 0 ? r : 0;
 }
 
-/* Expire, or render (or gather, to render elsewhere): 1 ready to send, 0 settled here
- * (expired or failed), <0 error. */
-static int prepare(db_t *db, const config_t *c, const templates_t *t, int64_t now, bool gather,
+/* Expire, or render: 1 ready to send, 0 settled here (expired or failed), <0 error. */
+static int prepare(db_t *db, const config_t *c, const templates_t *t, int64_t now,
                    outbox_row_t *w, const char *occasion, outbox_claim_stats_t *stats)
 {
         const char *why = outbox_stale_occasion(db, c, w->session_id, w->registration_id, w->kind,
@@ -423,10 +345,7 @@ static int prepare(db_t *db, const config_t *c, const templates_t *t, int64_t no
         if (why)
                 return settle(db, w, why, stats);
         /* rendered at each attempt: what goes is what is true now */
-        if (gather)
-                r = outbox_gather(db, c, t, &key, now, &w->job, &err);
-        else
-                r = outbox_build(db, c, t, &key, now, &w->body, &w->body_size, &err);
+        r = outbox_build(db, c, t, &key, now, &w->body, &w->body_size, &err);
         if (r >= 0)
                 return 1;
         stats->failed++;
@@ -480,7 +399,7 @@ static int claimed_rows(sqlite3_stmt *st, outbox_row_t **ret, char ***ret_occasi
         return r < 0 ? r : 0;
 }
 
-static int claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max, bool gather,
+static int claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max,
                  outbox_row_t **ret, outbox_claim_stats_t *stats)
 {
         sqlite3_stmt *st = db_stmt(db, SQL_CLAIM);
@@ -499,7 +418,7 @@ static int claim(db_t *db, const config_t *c, const templates_t *t, int64_t now,
 
                 rows = w->next;
                 w->next = NULL;
-                if (r >= 0 && (r = prepare(db, c, t, now, gather, w, occ[i], stats)) > 0) {
+                if (r >= 0 && (r = prepare(db, c, t, now, w, occ[i], stats)) > 0) {
                         *tail = w;
                         tail = &w->next;
                 } else
@@ -521,7 +440,7 @@ static int claim(db_t *db, const config_t *c, const templates_t *t, int64_t now,
         return 0;
 }
 
-int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max, bool gather,
+int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max,
                  const outbox_outcome_t *outcomes, size_t n_outcomes, const int64_t *release,
                  size_t n_release, outbox_row_t **ret, outbox_claim_stats_t *stats)
 {
@@ -546,7 +465,7 @@ int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now,
                 }
         }
         if (r >= 0 && max > 0)
-                r = claim(db, c, t, now, max, gather, &rows, stats);
+                r = claim(db, c, t, now, max, &rows, stats);
         if (r >= 0)
                 r = db_commit(db);
         if (r < 0) {

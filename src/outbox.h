@@ -52,18 +52,9 @@ int outbox_unreachable_list(db_t *db, int64_t from, int64_t to, mail_unreachable
 int outbox_build(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
                  int64_t now, char **ret, size_t *ret_size, char **ret_err);
 
-/* outbox_build() in two halves: the gathering reads the database (the loop's thread); the
- * rendering reads only what was gathered, and may run on any thread while c and t live.
- * Errors as outbox_build()'s. */
-typedef struct outbox_job outbox_job_t;
-int outbox_gather(db_t *db, const config_t *c, const templates_t *t, const mail_key_t *key,
-                  int64_t now, outbox_job_t **ret, char **ret_err);
-int outbox_job_render(const outbox_job_t *j, char **ret, size_t *ret_size, char **ret_err);
-outbox_job_t *outbox_job_free(outbox_job_t *j);
-
 int64_t outbox_backoff(unsigned attempts);
 
-/* A row claimed for sending, rendered as of its claim (or gathered, to be rendered). */
+/* A row claimed for sending, rendered as of its claim. */
 typedef struct outbox_row {
         struct outbox_row *next;   /* for the caller's lists */
         void *userdata;            /* for the caller */
@@ -72,8 +63,6 @@ typedef struct outbox_row {
         unsigned attempts;         /* before this one */
         char *recipient, *message_id, *body;
         size_t body_size;
-        outbox_job_t *job;         /* to render (outbox_claim()'s gather), else NULL */
-        char *error;               /* why rendering failed */
 } outbox_row_t;
 outbox_row_t *outbox_row_free(outbox_row_t *w);
 /* One journal line about a row: "joining_link email 7 sent", with its fields. */
@@ -98,10 +87,8 @@ typedef struct {
 /* In one transaction: record the outcomes, release the given rows (claimed, never sent),
  * then claim up to max due rows, drop those no longer true (expired), render the rest
  * (failed when they cannot be built) and return them, oldest due first. Claiming is
- * atomic: a row is claimed by one process only. max 0: record and release only. gather:
- * rows are gathered, not rendered: each returned row holds its job, and the caller renders
- * it (outbox_job_render()). */
-int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max, bool gather,
+ * atomic: a row is claimed by one process only. max 0: record and release only. */
+int outbox_claim(db_t *db, const config_t *c, const templates_t *t, int64_t now, size_t max,
                  const outbox_outcome_t *outcomes, size_t n_outcomes, const int64_t *release,
                  size_t n_release, outbox_row_t **ret, outbox_claim_stats_t *stats);
 
