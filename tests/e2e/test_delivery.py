@@ -433,7 +433,8 @@ def test_auth_password_never_shown(env):
 
 @with_env(smtp_settings={"connections": 2, "max_per_minute": 1000000, "timeout": 10})
 def test_kill9_loses_nothing_doubles_little(env):
-    n, min_kills = 10000, 25
+    # enough emails that a faster sender still leaves rows for every kill
+    n, min_kills = 20000, 25
     seed = int(os.environ.get("MECCD_SEED", random.randrange(1 << 30)))
     rnd = random.Random(seed)
     print("# seed=%d" % seed, flush=True)
@@ -465,7 +466,7 @@ def test_kill9_loses_nothing_doubles_little(env):
                                  stderr=subprocess.DEVNULL)
             try:
                 if kills < min_kills:
-                    rc = d.wait(rnd.uniform(0.05, 0.45))
+                    rc = d.wait(rnd.uniform(0.05, 0.35))
                 else:
                     rc = d.wait(100)
             except subprocess.TimeoutExpired:
