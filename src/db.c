@@ -559,9 +559,6 @@ int db_meta_set(db_t *db, const char *key, const char *value)
         return db_step_done(st);
 }
 
-/* The copy is made in one step of the backup API, inside one read transaction: in WAL
- * mode the daemon and the website go on writing meanwhile, and the copy is the database
- * as it was at the step's start. */
 /* Run amend on the copy `to` through a db_t of its own (statements prepared for it). */
 static int amend_copy(sqlite3 *to, const db_t *src, int (*amend)(db_t *copy, void *userdata), void *userdata)
 {
@@ -579,6 +576,9 @@ static int amend_copy(sqlite3 *to, const db_t *src, int (*amend)(db_t *copy, voi
         return r < 0 ? SQLITE_IOERR : SQLITE_OK;
 }
 
+/* The copy is made in one step of the backup API, inside one read transaction: in WAL
+ * mode the daemon and the website go on writing meanwhile, and the copy is the database
+ * as it was at the step's start. */
 int db_backup(db_t *db, const char *path, bool force, int (*amend)(db_t *copy, void *userdata),
               void *userdata, char **ret_err)
 {

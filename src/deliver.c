@@ -385,6 +385,16 @@ static void later(deliver_t *d)
         (void) sd_event_source_set_enabled(d->later, SD_EVENT_ONESHOT);
 }
 
+/* The file beside the database failed us: from now on each outcome is recorded in the
+ * database before another email goes (record_now()). */
+static void drop_unrecorded_file(deliver_t *d, const char *what, int r)
+{
+        log_msg(LOG_WARNING, "cannot %s the file of delivery outcomes beside the database (%s):"
+                " each is now recorded in the database before another email goes", what, strerror(-r));
+        (void) close(d->unrecorded_fd);
+        d->unrecorded_fd = -1;
+}
+
 static int write_down(deliver_t *d, const outbox_outcome_t *o)
 {
         int r = outbox_unrecorded_append(d->unrecorded_fd, o);
@@ -408,12 +418,8 @@ static void on_sent(void *userdata, const smtp_result_t *res)
                 *pp = w->next;
         o = judge(d, w, res, clock_now());
         /* written down at once (beside the database), recorded with the next claim */
-        if (d->unrecorded_fd >= 0 && (r = write_down(d, &o)) < 0) {
-                log_msg(LOG_WARNING, "cannot write down a delivery outcome beside the database (%s):"
-                        " each is now recorded in the database before another email goes", strerror(-r));
-                (void) close(d->unrecorded_fd);
-                d->unrecorded_fd = -1;
-        }
+        if (d->unrecorded_fd >= 0 && (r = write_down(d, &o)) < 0)
+                drop_unrecorded_file(d, "write to", r);
         if (d->n_done == 0)
                 d->done_since = clock_monotonic();
         if (o.unreachable)
@@ -464,14 +470,10 @@ static int settle(deliver_t *d, size_t max)
                          n_release, &rows, &cs);
         if (r < 0)
                 return r;
-        if (d->n_done > 0 && d->unrecorded_fd >= 0 && (r = outbox_unrecorded_clear(d->unrecorded_fd)) < 0) {
-                /* its lines would be recorded again at the next start: harmless, as replay
-                 * only touches rows still in flight, but the file must not grow for ever */
-                log_msg(LOG_WARNING, "cannot empty the file of delivery outcomes (%s):"
-                        " each is now recorded in the database before another email goes", strerror(-r));
-                (void) close(d->unrecorded_fd);
-                d->unrecorded_fd = -1;
-        }
+        /* lines left in it would be replayed at the next start: harmless, as replay only
+         * touches rows still in flight, but the file must not grow for ever */
+        if (d->n_done > 0 && d->unrecorded_fd >= 0 && (r = outbox_unrecorded_clear(d->unrecorded_fd)) < 0)
+                drop_unrecorded_file(d, "empty", r);
         clear_done(d);
         d->record_soon = false;
         while (n_release-- > 0) {

@@ -264,9 +264,10 @@ void outbox_outcome_clear(outbox_outcome_t *o)
 
 /* One statement for every outcome: ?2 status, ?3 1 when it was an attempt, ?4 sent_at,
  * ?5 next_attempt_at (NULL: unchanged), ?6 the error. */
-static const char SQL_RECORD[] =
-        "UPDATE outbox SET status = ?2, sending = 0, attempts = attempts + ?3,"
-        " sent_at = ?4, next_attempt_at = ifnull(?5, next_attempt_at), last_error = ?6 WHERE id = ?1";
+#define SQL_OUTCOME \
+        "UPDATE outbox SET status = ?2, sending = 0, attempts = attempts + ?3," \
+        " sent_at = ?4, next_attempt_at = ifnull(?5, next_attempt_at), last_error = ?6 WHERE id = ?1"
+static const char SQL_RECORD[] = SQL_OUTCOME;
 static const char SQL_RELEASE[] = "UPDATE outbox SET sending = 0 WHERE id = ?1";
 /* "AND sending = 0" in both: a row is claimed once, by one process. */
 static const char SQL_CLAIM[] =
@@ -276,7 +277,7 @@ static const char SQL_CLAIM[] =
         " RETURNING id, session_id, ifnull(registration_id, 0), kind, occasion, recipient,"
         "   message_id, attempts, first_attempt_at, next_attempt_at";
 
-/* An outcome through sql, SQL_RECORD or a statement with the same parameters. */
+/* An outcome through sql: SQL_OUTCOME, perhaps with a further condition. */
 static int step_outcome(db_t *db, const char *sql, const outbox_outcome_t *o)
 {
         sqlite3_stmt *st = db_stmt(db, sql);
@@ -576,10 +577,7 @@ int outbox_save_unrecorded(db_t *db, const outbox_outcome_t *v, size_t n)
 
 /* Only rows still in flight: a line whose outcome was recorded before a crash emptied the
  * file changes nothing. */
-static const char SQL_REPLAY[] =
-        "UPDATE outbox SET status = ?2, sending = 0, attempts = attempts + ?3,"
-        " sent_at = ?4, next_attempt_at = ifnull(?5, next_attempt_at), last_error = ?6"
-        " WHERE id = ?1 AND sending = 1";
+static const char SQL_REPLAY[] = SQL_OUTCOME " AND sending = 1";
 
 static int replay_one(db_t *db, const outbox_outcome_t *o)
 {

@@ -148,6 +148,15 @@ class Env:
     def ctl(self, *args, **kw):
         return self.run("meccctl", *args, **kw)
 
+    def give_to_nobody(self):
+        """The state directory and the database as an unprivileged service user's (nobody),
+        the configuration readable by it: for runs under setpriv."""
+        os.chmod(self.conf, 0o644)
+        for name in os.listdir(self.dir):
+            if name.startswith("meccd.db"):
+                os.chown(os.path.join(self.dir, name), 65534, 65534)
+        os.chown(self.dir, 65534, 65534)
+
     def ctl_json(self, *args, **kw):
         return json.loads(self.ctl("--json", *args, **kw).stdout)
 

@@ -202,11 +202,7 @@ def test_unreadable_ca_file_is_a_configuration_error(env):
         point(env, srv.port, tls="required", ca_file=ca)
         env.ctl("init")
         # the state directory and the database are the service user's, the CA file root's
-        os.chmod(env.conf, 0o644)
-        for name in os.listdir(env.dir):
-            if name.startswith("meccd.db"):
-                os.chown(os.path.join(env.dir, name), 65534, 65534)
-        os.chown(env.dir, 65534, 65534)
+        env.give_to_nobody()
         p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                             os.path.join(BUILD, "meccd"), "-c", env.conf, "--once", "--now", T0],
                            capture_output=True, text=True, timeout=60,

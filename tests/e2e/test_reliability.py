@@ -369,11 +369,7 @@ def test_the_daemon_cannot_dump_core(env):
     non-dumpable, which the kernel shows by giving its /proc files to root even when it
     runs as another user."""
     env.ctl("init")
-    os.chmod(env.conf, 0o644)
-    for name in os.listdir(env.dir):
-        if name.startswith("meccd.db"):
-            os.chown(os.path.join(env.dir, name), 65534, 65534)
-    os.chown(env.dir, 65534, 65534)
+    env.give_to_nobody()
     p = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                           os.path.join(BUILD, "meccd"), "-c", env.conf],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
